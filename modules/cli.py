@@ -1,0 +1,60 @@
+"""Command line: ``python -m modules [--workspace DIR] COMMAND ...``.
+
+Each command lives in its own module exposing ``add_parser(subparsers)`` and
+``run(args, workspace) -> int``; this file only wires them together and keeps
+heavy imports out of ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from modules.errors import UserError
+from modules.workspace import Workspace, WorkspaceError
+
+# command name -> module implementing add_parser/run
+COMMANDS: dict[str, str] = {
+    "prepare": "modules.prepare.cli",
+    "config": "modules.config.cli",
+    "train": "modules.trainer.cli",
+    "vocode": "modules.hifigan.vocode",
+    "synthesize": "modules.autoregressive.synthesize",
+}
+
+
+def build_parser(available: dict[str, object]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m modules", description="Voicetune: prepare, configure, train.")
+    parser.add_argument("--workspace", metavar="DIR", default=None,
+                        help="workspace root holding voices/, training/, models/ (default: $VOICETUNE_WORKSPACE or the repo)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in available.values():
+        module.add_parser(sub)
+    return parser
+
+
+def _load_commands() -> dict[str, object]:
+    loaded = {}
+    for name, path in COMMANDS.items():
+        try:
+            loaded[name] = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("modules."):
+                continue  # command not built yet
+            raise
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = _load_commands()
+    args = build_parser(commands).parse_args(argv)
+    try:
+        workspace = Workspace.open(args.workspace)
+        return int(commands[args.command].run(args, workspace) or 0)
+    except (UserError, WorkspaceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

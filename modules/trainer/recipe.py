@@ -1,0 +1,133 @@
+"""The contract between the trainer core and a model recipe (HiFi-GAN, autoregressive).
+
+The core owns epochs, accumulation, precision, DDP, checkpoints/states, resume,
+metrics and signals. A recipe owns its models, losses, data, one micro-batch of
+training, validation and its export format. There is one training loop: the
+core's ``Trainer``; recipes never loop over data themselves except in
+``validate``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass
+class AudioSample:
+    """One validation clip to save as ``samples/step_X/<name>.wav`` and show in TensorBoard/the UI."""
+
+    name: str
+    wave: torch.Tensor  # [samples] float in [-1, 1], CPU
+    sample_rate: int
+    reference: torch.Tensor | None = None  # saved as ``<name>_ref.wav`` when given
+    mel_image: torch.Tensor | None = None  # [mels, frames] for a TensorBoard image, optional
+
+
+@dataclass
+class ValidationResult:
+    metrics: dict[str, float]  # logged with ``"validation": true`` as ``val_<name>``
+    samples: list[AudioSample] = field(default_factory=list)
+
+
+class StepContext(ABC):
+    """What the core hands a recipe for one micro-batch (implemented by the core)."""
+
+    device: torch.device
+    precision: str  # fp32 | bf16 | fp16
+    micro_step: int  # index of this micro-batch inside the accumulation window
+    accumulation: int
+    global_step: int  # optimizer steps completed so far
+    epoch: int
+
+    @property
+    def is_boundary(self) -> bool:
+        """True on the last micro-batch of an accumulation window (``step`` really steps then)."""
+        return self.micro_step == self.accumulation - 1
+
+    @abstractmethod
+    def autocast(self) -> ContextManager:
+        """Autocast for the configured precision (a no-op context for fp32)."""
+
+    @abstractmethod
+    def backward(self, loss: torch.Tensor, optimizer: str) -> None:
+        """Backward ``loss / accumulation`` (scaled for fp16), accumulating grads only into
+        the parameters of the named optimizer (other models' grads are untouched)."""
+
+    @abstractmethod
+    def step(self, optimizer: str) -> None:
+        """At an accumulation boundary: unscale, clip, (DDP-synced) optimizer step, zero grad.
+        A no-op on other micro-batches, so recipes call it unconditionally."""
+
+
+class Recipe(ABC):
+    """A model recipe. One instance per training process (rank).
+
+    ``config`` is the validated ``TrainConfig``; ``dataset_dir`` the prepared
+    ``training/NAME`` folder; ``device`` the training device.
+    """
+
+    name: str = ""
+
+    def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
+        self.config = config
+        self.dataset_dir = Path(dataset_dir)
+        self.device = device
+        self.workspace_root = Path(workspace_root)
+
+    # --- construction -------------------------------------------------------------------------
+    @abstractmethod
+    def build_models(self) -> dict[str, nn.Module]:
+        """Create the models (on CPU or device) and load ``config.base`` when set.
+        Trainable models are wrapped in DDP by the core; frozen helpers (a DVAE) stay plain."""
+
+    @abstractmethod
+    def optimizer_params(self, models: dict[str, nn.Module]) -> dict[str, list]:
+        """Optimizer name -> parameter groups; the core builds the optimizers through
+        ``build_optimizer`` so recipes choose their kind (AdamW betas, weight decay)."""
+
+    @abstractmethod
+    def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
+        """Create the optimizer ``name`` for ``params`` with the configured learning rate."""
+
+    def on_base_loaded(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Hook after optimizers exist: e.g. load a jik876 ``do_`` file's optimizer states."""
+
+    # --- data ---------------------------------------------------------------------------------
+    @abstractmethod
+    def train_dataset(self) -> Dataset:
+        """Items must be deterministic given (seed, epoch, index); the core calls
+        ``dataset.set_epoch(epoch)`` (when defined) before iterating an epoch."""
+
+    @abstractmethod
+    def validation_dataset(self) -> Dataset: ...
+
+    def collate_fn(self) -> Callable | None:
+        return None
+
+    # --- steps --------------------------------------------------------------------------------
+    @abstractmethod
+    def train_step(self, batch: Any, models: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
+        """One micro-batch: move to device, forward under ``ctx.autocast()``, ``ctx.backward``
+        and ``ctx.step`` per optimizer. Returns loss values (floats) to log. ``models`` holds the
+        DDP-wrapped modules; ``self.unwrap(m)`` gives the plain module."""
+
+    @abstractmethod
+    def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:
+        """Eval-mode pass over the validation set; never counted as a training step."""
+
+    # --- export -------------------------------------------------------------------------------
+    def export(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               step: int, epoch: int, checkpoint_dir: Path) -> list[Path]:
+        """Write the recipe's interchange files (jik876 ``g_``/``do_``, tortoise ``_gpt.pth``)."""
+        return []
+
+    @staticmethod
+    def unwrap(module: nn.Module) -> nn.Module:
+        return module.module if hasattr(module, "module") and isinstance(module, nn.parallel.DistributedDataParallel) else module

@@ -1,0 +1,60 @@
+"""Shared pytest fixtures: the repo, ../shared/ fixtures, a scratch workspace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DEMO_VOICE = REPO / "voices" / "demo"
+ARTIFACTS = REPO / "test-artifacts"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/ fixtures are not present beside the checkout")
+    return SHARED
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    """An empty workspace with voices/, training/, models/."""
+    root = tmp_path / "ws"
+    for sub in ("voices", "training", "models"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def demo_workspace(workspace) -> Path:
+    """A workspace holding a copy of the committed demo voice."""
+    shutil.copytree(DEMO_VOICE, workspace / "voices" / "demo")
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def python_env() -> dict:
+    """Environment for subprocesses running this checkout's code."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
