@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "modules.trainer.cli",
     "vocode": "modules.hifigan.vocode",
     "synthesize": "modules.autoregressive.synthesize",
+    "tokenizer": "modules.autoregressive.tokenizer_cli",
 }
 
 

@@ -58,12 +58,18 @@ class StepContext(ABC):
     @abstractmethod
     def backward(self, loss: torch.Tensor, optimizer: str) -> None:
         """Backward ``loss / accumulation`` (scaled for fp16), accumulating grads only into
-        the parameters of the named optimizer (other models' grads are untouched)."""
+        the parameters of the named optimizer (other models' grads are untouched:
+        ``loss.backward(inputs=params)``)."""
 
     @abstractmethod
     def step(self, optimizer: str) -> None:
         """At an accumulation boundary: unscale, clip, (DDP-synced) optimizer step, zero grad.
-        A no-op on other micro-batches, so recipes call it unconditionally."""
+        A no-op on other micro-batches, so recipes call it unconditionally. A non-finite
+        gradient norm (fp32/bf16) stops training before the weights are touched.
+
+        With ``grad_accumulation`` > 1, an optimizer stepped at the boundary changes its model
+        for the rest of that micro-batch only: compute every loss that reads a model *before*
+        stepping that model's optimizer if accumulation must equal one big batch exactly."""
 
 
 class Recipe(ABC):
@@ -74,6 +80,11 @@ class Recipe(ABC):
     """
 
     name: str = ""
+    # Optional knobs the core reads (override as class attributes):
+    main_loss: str = "loss"  # train value stored in state sidecars (train_loss); else the first key
+    main_metric: str = "loss"  # validation metric stored as val_loss; else the first key
+    validation_batch_size: int = 1  # the validation loader's batch size (collate_fn as for training)
+    ddp_find_unused_parameters: bool = False  # for models whose forward skips parameters under DDP
 
     def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
         self.config = config
@@ -103,7 +114,9 @@ class Recipe(ABC):
     @abstractmethod
     def train_dataset(self) -> Dataset:
         """Items must be deterministic given (seed, epoch, index); the core calls
-        ``dataset.set_epoch(epoch)`` (when defined) before iterating an epoch."""
+        ``dataset.set_epoch(epoch)`` (when defined) in whichever process loads the items
+        (its persistent loader workers included) before the first item of each epoch.
+        Loader workers ignore SIGTERM/SIGINT; the main process stops them."""
 
     @abstractmethod
     def validation_dataset(self) -> Dataset: ...
@@ -120,7 +133,11 @@ class Recipe(ABC):
 
     @abstractmethod
     def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:
-        """Eval-mode pass over the validation set; never counted as a training step."""
+        """Eval-mode pass over the validation set; never counted as a training step.
+
+        Runs on rank 0 only, with the *plain* (unwrapped) models already in eval mode and the
+        RNGs forked and seeded with ``config.seed`` (sampling is repeatable; training RNG is
+        untouched). ``loader`` iterates ``validation_dataset()`` with ``validation_batch_size``."""
 
     # --- export -------------------------------------------------------------------------------
     def export(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],

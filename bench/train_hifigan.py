@@ -1,0 +1,253 @@
+"""HiFi-GAN training throughput: our trainer core + recipe against a plain jik876-style eager loop.
+
+Both loops train the same generator and discriminators on the same synthetic
+dataset in the same run, so the ratio holds on a noisy machine. The plain loop
+is jik876's: each loader worker reads a wav, crops it and computes both mels
+on the CPU; fp32; eager. Ours: int16 cache, mels on the device in batches,
+fused AdamW, optional bf16 autocast (--amp) and torch.compile (--compile).
+
+    python bench/train_hifigan.py --device cuda --steps 50 --amp          # V1, batch 16, segment 8192
+    python bench/train_hifigan.py --device cpu --preset v2 --batch 2 --segment 4096 --steps 3 --warmup 1
+
+Prints steps/s, mel frames/s (batch x segment / hop per second) and, on a GPU,
+mean GPU utilisation during the timed steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _hifigan_common import GpuSampler, make_dataset  # also puts the repo on sys.path
+
+NVIDIA_A100_AMP_FRAMES_PER_S = 15579  # NVIDIA DeepLearningExamples HiFi-GAN, 1x A100 80GB, AMP
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------------------ ours
+def run_ours(ws: Path, args, device: torch.device) -> dict:
+    from modules.config.schema import config_from_dict, save_config
+    from modules.hifigan.recipe import HifiganRecipe
+    from modules.trainer.core import Trainer
+    from modules.workspace import Workspace
+
+    times: list[float] = []
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    prof = torch.profiler.profile(activities=activities)
+
+    class TimedRecipe(HifiganRecipe):
+        """The real recipe, stamping the time after each (synchronised) step; --compile compiles the models."""
+
+        def build_models(self):
+            models = super().build_models()
+            if args.compile:
+                for m in models.values():
+                    m.compile()
+            return models
+
+        def train_step(self, batch, models, ctx):
+            if args.profile and len(times) == args.warmup:
+                prof.__enter__()
+            out = super().train_step(batch, models, ctx)
+            _sync(self.device)
+            times.append(time.time())
+            if args.profile and len(times) == args.warmup + args.profile:
+                prof.__exit__(None, None, None)
+            return out
+
+    total = args.warmup + args.steps
+    hifigan = {"preset": args.preset, "segment_size": args.segment, "discriminator_width": args.disc_width}
+    cfg = config_from_dict({
+        "model": "hifigan", "dataset": "training/bench", "batch_size": args.batch, "epochs": 10_000,
+        "max_steps": total, "num_workers": args.workers, "gpus": 1 if device.type == "cuda" else 0,
+        "precision": "bf16" if args.amp else "fp32", "seed": 1, "save_every_steps": None,
+        "validate_every_steps": None, "log_every_steps": max(total, 1), "keep_states": 1, "hifigan": hifigan})
+    path = ws / "training" / "bench" / "configs" / f"ours-{time.time_ns()}.yaml"
+    save_config(cfg, path)
+    wall = [0.0, 0.0]
+
+    class _Trainer(Trainer):
+        def save(self):  # the timed part is over; skip writing a ~1 GB state
+            return None
+
+    trainer = _Trainer(cfg, Workspace.open(ws), path, recipe_cls=TimedRecipe)
+    trainer.run()
+    wall[0], wall[1] = times[args.warmup - 1] if args.warmup else times[0], times[-1]
+    n = args.steps if args.warmup else args.steps - 1
+    if args.profile:
+        events = prof.key_averages()
+        calls = sum(e.count for e in events)
+        print(f"profile of {args.profile} steps: {calls / args.profile:.0f} profiled op calls per step")
+        print(events.table(sort_by="self_cpu_time_total", row_limit=25))
+        if device.type == "cuda":
+            print(events.table(sort_by="self_cuda_time_total", row_limit=15))
+    return {"steps_per_s": n / (wall[1] - wall[0]), "t0": wall[0], "t1": wall[1]}
+
+
+# ------------------------------------------------------------------------------------------ plain
+class PlainMelDataset(torch.utils.data.Dataset):
+    """jik876's MelDataset in spirit: read the wav, random crop, both mels on the CPU, in the worker."""
+
+    def __init__(self, files: list[Path], segment: int, h: dict):
+        self.files, self.segment, self.h = files, segment, h
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        import soundfile as sf
+
+        from modules.audio.mel import mel_spectrogram
+        from modules.hifigan.hparams import mel_kwargs
+
+        audio, _ = sf.read(self.files[i], dtype="int16")
+        audio = torch.from_numpy(audio.astype(np.float32) / 32768.0).unsqueeze(0)
+        if audio.shape[1] >= self.segment:
+            start = random.randint(0, audio.shape[1] - self.segment)
+            audio = audio[:, start:start + self.segment]
+        else:
+            audio = torch.nn.functional.pad(audio, (0, self.segment - audio.shape[1]))
+        mel = mel_spectrogram(audio, **mel_kwargs(self.h))
+        mel_loss = mel_spectrogram(audio, **mel_kwargs(self.h, for_loss=True))
+        return mel.squeeze(0), audio.squeeze(0), mel_loss.squeeze(0)
+
+
+def jik876_forward(disc, y: torch.Tensor, y_hat: torch.Tensor):
+    """jik876's discriminator forward: every sub-discriminator called on real and generated audio separately."""
+    rs, gs, frs, fgs = [], [], [], []
+    pools = getattr(disc, "meanpools", None)
+    for i, d in enumerate(disc.discriminators):
+        if pools is not None and i:
+            y, y_hat = pools[i - 1](y), pools[i - 1](y_hat)
+        r, fr = d(y)
+        g, fg = d(y_hat)
+        rs.append(r)
+        gs.append(g)
+        frs.append(fr)
+        fgs.append(fg)
+    return rs, gs, frs, fgs
+
+
+def run_plain(ds_dir: Path, args, device: torch.device) -> dict:
+    import torch.nn.functional as F
+
+    from modules.audio.mel import mel_spectrogram
+    from modules.hifigan import hparams
+    from modules.hifigan.losses import discriminator_loss, feature_loss, generator_loss
+    from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+
+    h = hparams.resolve({"preset": args.preset, "segment_size": args.segment})
+    torch.manual_seed(1)
+    generator = Generator.from_config(h).to(device)
+    mpd = MultiPeriodDiscriminator(width=args.disc_width).to(device)
+    msd = MultiScaleDiscriminator(width=args.disc_width).to(device)
+    if args.compile_plain:
+        for m in (generator, mpd, msd):
+            m.compile()
+    optim_g = torch.optim.AdamW(generator.parameters(), 2e-4, betas=(0.8, 0.99))
+    optim_d = torch.optim.AdamW(list(msd.parameters()) + list(mpd.parameters()), 2e-4, betas=(0.8, 0.99))
+    files = [ds_dir / line.split("|")[0] for line in (ds_dir / "train.txt").read_text().splitlines() if line]
+    loader = torch.utils.data.DataLoader(PlainMelDataset(files, args.segment, h), batch_size=args.batch,
+                                         shuffle=True, num_workers=args.plain_workers, drop_last=True,
+                                         pin_memory=device.type == "cuda", persistent_workers=False)
+    total = args.warmup + args.steps
+    times: list[float] = []
+    step = 0
+    while step < total:
+        for x, y, y_mel in loader:
+            x, y, y_mel = (t.to(device, non_blocking=True) for t in (x, y, y_mel))
+            y = y.unsqueeze(1)
+            y_g_hat = generator(x)
+            y_g_hat_mel = mel_spectrogram(y_g_hat.squeeze(1), **hparams.mel_kwargs(h, for_loss=True))
+            optim_d.zero_grad()
+            r, g, _, _ = jik876_forward(mpd, y, y_g_hat.detach())
+            loss_d = discriminator_loss(r, g)
+            r, g, _, _ = jik876_forward(msd, y, y_g_hat.detach())
+            loss_d = loss_d + discriminator_loss(r, g)
+            loss_d.backward()
+            optim_d.step()
+            optim_g.zero_grad()
+            loss_mel = F.l1_loss(y_mel, y_g_hat_mel) * 45
+            _, g_f, fr_f, fg_f = jik876_forward(mpd, y, y_g_hat)
+            _, g_s, fr_s, fg_s = jik876_forward(msd, y, y_g_hat)
+            loss_g = (generator_loss(g_f) + generator_loss(g_s) + 2 * (feature_loss(fr_f, fg_f)
+                      + feature_loss(fr_s, fg_s)) + loss_mel)
+            loss_g.backward()
+            optim_g.step()
+            _sync(device)
+            times.append(time.time())
+            step += 1
+            if step >= total:
+                break
+    first = times[args.warmup - 1] if args.warmup else times[0]
+    n = args.steps if args.warmup else args.steps - 1
+    assert math.isfinite(float(loss_g.detach()))
+    return {"steps_per_s": n / (times[-1] - first), "t0": first, "t1": times[-1]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--steps", type=int, default=30, help="timed steps per loop")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (cudnn autotuning, compile)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--segment", type=int, default=8192)
+    p.add_argument("--preset", default="v1", choices=("v1", "v2", "v3"))
+    p.add_argument("--disc-width", type=float, default=1.0, help="discriminator width (1 = jik876's; both loops)")
+    p.add_argument("--amp", action="store_true", help="ours in bf16 autocast (the plain loop stays fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile our models")
+    p.add_argument("--compile-plain", action="store_true", help="also torch.compile the plain loop's models")
+    p.add_argument("--workers", type=int, default=2, help="our loader workers")
+    p.add_argument("--plain-workers", type=int, default=4, help="plain loop's loader workers (jik876: 4)")
+    p.add_argument("--clips", type=int, default=128, help="synthetic 2 s clips in the dataset")
+    p.add_argument("--only", choices=("ours", "plain"), default=None)
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile N of our steps after the warm-up (torch.profiler tables; slows those steps)")
+    p.add_argument("--workdir", default=None, help="keep the synthetic dataset here (default: a temp folder)")
+    args = p.parse_args()
+    device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda"
+                          else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    ws = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-hifigan-"))
+    ds = make_dataset(ws, clips=args.clips)
+    hop = 256 if args.preset != "v3" else 256
+    frames_per_step = args.batch * args.segment // hop
+    name = (f"{args.preset.upper()} batch {args.batch} segment {args.segment} on {device}"
+            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"))
+    print(f"HiFi-GAN training benchmark: {name}, {args.warmup} warm-up + {args.steps} timed steps")
+    results = {}
+    with GpuSampler(enabled=device.type == "cuda") as sampler:
+        if args.only in (None, "plain"):
+            results["plain jik876-style loop (fp32, CPU mels in workers)"] = run_plain(ds, args, device)
+        if args.only in (None, "ours"):
+            label = "ours (" + ("bf16" if args.amp else "fp32") + (", compiled" if args.compile else "") + ")"
+            results[label] = run_ours(ws, args, device)
+    for label, r in results.items():
+        util = sampler.mean(r["t0"], r["t1"]) if device.type == "cuda" else None
+        fps = r["steps_per_s"] * frames_per_step
+        line = f"{label:55s} {r['steps_per_s']:8.3f} steps/s {fps:10.0f} mel frames/s"
+        if util is not None:
+            line += f"  GPU util {util:5.1f}%"
+        if device.type == "cuda":
+            line += f"  ({fps / NVIDIA_A100_AMP_FRAMES_PER_S:.2f}x NVIDIA's 1xA100 AMP)"
+        print(line)
+    if len(results) == 2:
+        (a, ra), (b, rb) = results.items()
+        print(f"speed-up ours / plain: {rb['steps_per_s'] / ra['steps_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,396 @@
+"""The autoregressive (tortoise UnifiedVoice) recipe for the trainer core.
+
+One micro-batch: text ids, cached DVAE codes, true wav lengths and the raw conditioning
+clips arrive from the loader; the conditioning mels are computed here on the training
+device, and the model's tortoise training forward gives the two cross-entropies, weighted
+by ``text_lr_weight`` and ``mel_lr_weight`` as DL-Art-School does.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from modules.autoregressive import checkpoint as ckpt
+from modules.autoregressive.data import ARDataset, collate, compute_codes, read_lines, select_entries, warn
+from modules.errors import UserError
+from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
+
+log = logging.getLogger("voicetune.autoregressive")
+
+# config.autoregressive keys that are UnifiedVoice constructor arguments
+MODEL_KEYS = ("layers", "model_dim", "heads", "max_text_tokens", "max_mel_tokens", "max_conditioning_inputs",
+              "number_text_tokens", "start_text_token", "number_mel_codes", "start_mel_token", "stop_mel_token",
+              "mel_length_compression")
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+    return default if value is None else value
+
+
+def resolve_base(base: Path, workspace_root: Path) -> Path:
+    """A base file: autoregressive.pth, a ``_gpt.pth``, a state, or a run folder's newest of those."""
+    path = Path(base).expanduser()
+    path = path if path.is_absolute() else Path(workspace_root) / path
+    if not path.exists():
+        raise UserError(f"base {base}: not found (looked at {path}); point config.base at "
+                        "models/tortoise/autoregressive.pth, a _gpt.pth file or an earlier run folder")
+    if path.is_dir():
+        gpts = sorted((path / "checkpoints").glob("*_gpt.pth")) or sorted(path.glob("*_gpt.pth"))
+        if gpts:
+            return gpts[-1]
+        states = sorted((path / "states").glob("step_*.pt")) or sorted(path.glob("step_*.pt"))
+        if states:
+            return states[-1]
+        raise UserError(f"base {base}: the folder holds no checkpoints/*_gpt.pth and no states/step_*.pt")
+    return path
+
+
+def read_base_state(path: Path) -> dict[str, torch.Tensor]:
+    """UnifiedVoice weights from a tortoise state dict or from a Voicetune training state."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        try:  # legacy files cannot be memory-mapped; our own training states (.pt) hold RNG objects
+            data = torch.load(path, map_location="cpu", weights_only=path.suffix != ".pt")
+        except Exception as exc:
+            raise UserError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    if isinstance(data, dict):
+        for key in ("models", "model_states"):
+            inner = data.get(key)
+            if isinstance(inner, dict) and isinstance(inner.get("gpt"), dict):
+                data = inner["gpt"]
+                break
+        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+            return ckpt.strip_legacy_keys({k.removeprefix("module."): v for k, v in data.items()})
+    raise UserError(f"{path}: neither a tortoise autoregressive state dict nor a Voicetune autoregressive "
+                    "training state")
+
+
+def check_base(config: Any, base_path: Path) -> list[str]:
+    """Problems that stop ``base`` loading into the configured model (for Validate, before a run)."""
+    opts = _get(config, "autoregressive")
+    hp = {k: int(_get(opts, k)) for k in MODEL_KEYS if _get(opts, k) is not None}
+    path = resolve_base(Path(base_path), Path("."))
+    sd = read_base_state(path)
+    own = ckpt.build_unified_voice(hp, device="meta").state_dict()
+    problems = []
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    if missing:
+        problems.append(f"{path.name} lacks {len(missing)} weights of the configured model (first: {missing[0]})")
+    if extra:
+        problems.append(f"{path.name} has {len(extra)} weights the configured model lacks (first: {extra[0]}); "
+                        "autoregressive.layers is probably smaller than the base's")
+    for k, v in own.items():
+        if k in sd and tuple(sd[k].shape) != tuple(v.shape):
+            problems.append(f"{k} is {tuple(sd[k].shape)} in {path.name} but {tuple(v.shape)} in this config "
+                            "(autoregressive.model_dim / max_*_tokens / number_*_tokens / number_mel_codes differ)")
+            if len(problems) > 4:
+                break
+    return problems
+
+
+class AutoregressiveRecipe(Recipe):
+    """Fine-tune (or train from scratch) tortoise's UnifiedVoice; logs ``loss`` (the weighted
+    total), ``text_ce`` and ``mel_ce``; validation adds ``mel_accuracy`` and audio samples."""
+
+    name = "autoregressive"
+    validation_batch_size = 4
+
+    def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
+        super().__init__(config, dataset_dir, device, workspace_root)
+        self.opts = _get(config, "autoregressive")
+        if self.opts is None:
+            raise UserError("the config has no autoregressive: section; create it with "
+                            "python -m modules config autoregressive --dataset training/NAME --out FILE.yaml")
+        if int(self._opt("stop_text_token", 0)) != 0:
+            raise UserError("autoregressive.stop_text_token must be 0: tortoise hard-codes [STOP] = 0")
+        self.seed = int(_get(config, "seed", 1234))
+        from modules.autoregressive.tokenizer import VoiceTokenizer
+        from modules.audio.tortoise_mel import TortoiseMel
+
+        self.tokenizer = VoiceTokenizer(self._path("tokenizer"))
+        self.mel = TortoiseMel(self._path("mel_norms"))
+        self.hyperparameters = {k: int(self._opt(k)) for k in MODEL_KEYS if self._opt(k) is not None}
+        self.text_resized = False
+        self._dvae = None
+        self._vocoder = None
+        self._caches: dict[str, Any] = {}
+        self._val_dataset: ARDataset | None = None
+
+    # --- configuration helpers ----------------------------------------------------------------
+    def _opt(self, key: str, default: Any = None) -> Any:
+        return _get(self.opts, key, default)
+
+    def _path(self, key: str) -> Path:
+        value = self._opt(key)
+        if not value:
+            raise UserError(f"autoregressive.{key} is not set in the config")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.workspace_root / p
+
+    def dvae(self):
+        if self._dvae is None:
+            self._dvae = ckpt.load_dvae(self._path("dvae"), device="cpu")
+            start = int(self._opt("start_mel_token", 8192))
+            if self._dvae.num_tokens > start:
+                raise UserError(f"{self._path('dvae')}: the DVAE has {self._dvae.num_tokens} codes but "
+                                f"autoregressive.start_mel_token is {start}; codes must stay below the start token")
+        return self._dvae
+
+    # --- construction -------------------------------------------------------------------------
+    def build_models(self) -> dict[str, nn.Module]:
+        torch.manual_seed(self.seed)
+        hp = dict(self.hyperparameters, checkpointing=bool(self._opt("gradient_checkpointing", True)))
+        vocab = self.tokenizer.vocab_size
+        base = _get(self.config, "base")
+        if base:
+            model = ckpt.build_unified_voice(hp)
+            path = resolve_base(Path(base), self.workspace_root)
+            sd = read_base_state(path)
+            ckpt.strict_load(model, sd, path, "UnifiedVoice",
+                              "Set autoregressive.layers/model_dim/heads/max_*_tokens/number_text_tokens to the "
+                              "values the base was trained with (tortoise's autoregressive.pth: the defaults).")
+            if vocab != model.number_text_tokens:
+                self._resize_text(model, vocab)
+        else:
+            if vocab != hp.get("number_text_tokens", vocab):
+                log.info("tokenizer has %d tokens: building the text embedding for that size", vocab)
+                hp.update(number_text_tokens=vocab, start_text_token=vocab)
+            model = ckpt.build_unified_voice(hp)
+        self._apply_freezing(model)
+        model.train()
+        return {"gpt": model.to(self.device)}
+
+    def _resize_text(self, model: nn.Module, vocab: int) -> None:
+        """A tokenizer of another size: new text embedding and head (their weights start fresh)."""
+        warn(f"the tokenizer has {vocab} tokens but the base model's text embedding has "
+             f"{model.number_text_tokens}: the text embedding and text head are re-initialised, so the text "
+             "weights start fresh and need much more training data")
+        dim = model.model_dim
+        model.text_embedding = nn.Embedding(vocab + 1, dim)
+        nn.init.normal_(model.text_embedding.weight, std=0.02)
+        model.text_head = nn.Linear(dim, vocab + 1)
+        model.number_text_tokens = vocab
+        model.start_text_token = vocab
+        self.text_resized = True
+
+    def model_hyperparameters(self, model: nn.Module) -> dict[str, Any]:
+        """Constructor arguments that rebuild ``model`` (written beside exported checkpoints)."""
+        m = self.unwrap(model)
+        return {"layers": m.layers, "model_dim": m.model_dim, "heads": m.heads, "max_text_tokens": m.max_text_tokens,
+                "max_mel_tokens": m.max_mel_tokens, "max_conditioning_inputs": m.max_conditioning_inputs,
+                "number_text_tokens": m.number_text_tokens, "start_text_token": m.start_text_token,
+                "number_mel_codes": m.number_mel_codes, "start_mel_token": m.start_mel_token,
+                "stop_mel_token": m.stop_mel_token, "mel_length_compression": m.mel_length_compression}
+
+    def _apply_freezing(self, model: nn.Module) -> None:
+        if self._opt("freeze_conditioning_encoder", False):
+            model.conditioning_encoder.requires_grad_(False)
+        if self._opt("freeze_text_embedding", False):
+            if self.text_resized:
+                raise UserError("autoregressive.freeze_text_embedding: the text embedding was just re-initialised "
+                                "for a new tokenizer, so it must train; set it to false")
+            model.text_embedding.requires_grad_(False)
+            model.text_pos_embedding.requires_grad_(False)
+        n = int(self._opt("freeze_layers", 0) or 0)
+        if n > len(model.gpt.h):
+            raise UserError(f"autoregressive.freeze_layers {n} exceeds the model's {len(model.gpt.h)} layers")
+        for block in model.gpt.h[:n]:
+            block.requires_grad_(False)
+        if not any(p.requires_grad for p in model.parameters()):
+            raise UserError("every parameter is frozen; lower autoregressive.freeze_layers")
+
+    def optimizer_params(self, models: dict[str, nn.Module]) -> dict[str, list]:
+        """Weight decay on weight matrices only: not biases, norms or embeddings (as DLAS)."""
+        model = self.unwrap(models["gpt"])
+        no_decay_modules = (nn.Embedding, nn.LayerNorm, nn.GroupNorm)
+        decay, no_decay = [], []
+        for module in model.modules():
+            for name, p in module.named_parameters(recurse=False):
+                if not p.requires_grad:
+                    continue
+                if isinstance(module, no_decay_modules) or name == "bias" or p.dim() < 2:
+                    no_decay.append(p)
+                else:
+                    decay.append(p)
+        wd = float(self._opt("weight_decay", 0.01))
+        return {"gpt": [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]}
+
+    def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
+        lr = float(_get(self.config, "learning_rate", 1e-5))
+        betas = tuple(float(b) for b in self._opt("betas", [0.9, 0.96]))
+        if self._opt("optimizer_8bit", False):
+            if self.device.type != "cuda":
+                raise UserError("autoregressive.optimizer_8bit needs a CUDA GPU (bitsandbytes); set it to false")
+            try:
+                import bitsandbytes as bnb
+            except ImportError as exc:
+                raise UserError("autoregressive.optimizer_8bit needs the bitsandbytes package: "
+                                "pip install bitsandbytes, or set it to false") from exc
+            return bnb.optim.AdamW8bit(params, lr=lr, betas=betas)
+        fused = {"fused": True} if self.device.type == "cuda" else {}  # one kernel for all parameters
+        return torch.optim.AdamW(params, lr=lr, betas=betas, **fused)
+
+    # --- data ---------------------------------------------------------------------------------
+    def _audio_cache(self, list_name: str):
+        if list_name not in self._caches:
+            from modules.audio.tortoise_mel import SAMPLE_RATE
+            from modules.hifigan.data import build_cache
+
+            lines = read_lines(self.dataset_dir, list_name)
+            cache = build_cache([ln.audio for ln in lines], SAMPLE_RATE, self.dataset_dir / "cache",
+                                "ar-" + Path(list_name).stem)
+            self._caches[list_name] = (lines, cache)
+        return self._caches[list_name]
+
+    def _dataset(self, list_name: str, cond_list: str) -> ARDataset:
+        lines, cache = self._audio_cache(list_name)
+        codes = compute_codes(cache, self.dvae(), self.mel, self.dataset_dir / "cache", self._path("dvae"),
+                              self.device) if len(cache) else []
+        entries, skipped = select_entries(lines, self.tokenizer, [cache.length(i) for i in range(len(cache))],
+                                          int(self._opt("max_text_tokens", 402)),
+                                          int(self._opt("max_mel_tokens", 604)), list_name)
+        if list_name == "train.txt" and not entries:
+            raise UserError(f"{self.dataset_dir / list_name}: no usable lines ({len(skipped)} skipped: "
+                            f"{skipped[0] if skipped else 'the list is empty'})")
+        _, cond_cache = self._audio_cache(cond_list)
+        return ARDataset(entries, codes, cache, range(len(cond_cache)), cond_cache,
+                         int(self._opt("conditioning_clips", 2)), int(self._opt("conditioning_samples", 44000)),
+                         self.seed)
+
+    def train_dataset(self) -> Dataset:
+        return self._dataset("train.txt", "train.txt")
+
+    def validation_dataset(self) -> Dataset:
+        # conditioning comes from the training clips: the voice, never the validation clip itself
+        self._val_dataset = self._dataset("validation.txt", "train.txt")
+        return self._val_dataset
+
+    def collate_fn(self) -> Callable | None:
+        return functools.partial(collate, stop_mel_token=int(self._opt("stop_mel_token", 8193)))
+
+    # --- steps --------------------------------------------------------------------------------
+    def _batch(self, batch: dict[str, torch.Tensor]):
+        dev = self.device
+        cond = batch["cond"].to(dev, non_blocking=True)
+        b, n, s = cond.shape
+        with torch.no_grad():
+            mels = self.mel.to(dev)(cond.reshape(b * n, s))
+        return (mels.reshape(b, n, *mels.shape[1:]), batch["text"].to(dev), batch["text_lengths"].to(dev),
+                batch["codes"].to(dev), batch["wav_lengths"].to(dev))
+
+    def _weights(self) -> tuple[float, float]:
+        return float(_get(self.config, "text_lr_weight", 0.01)), float(_get(self.config, "mel_lr_weight", 1.0))
+
+    def train_step(self, batch: Any, models: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
+        cond, text, text_lengths, codes, wav_lengths = self._batch(batch)
+        tw, mw = self._weights()
+        with ctx.autocast():
+            loss_text, loss_mel, _ = models["gpt"](cond, text, text_lengths, codes, wav_lengths)
+        total = tw * loss_text + mw * loss_mel  # non-finite values are caught by the core
+        ctx.backward(total, "gpt")
+        ctx.step("gpt")
+        values = torch.stack([total, loss_text, loss_mel]).detach().float().cpu().tolist()
+        return dict(zip(("loss", "text_ce", "mel_ce"), values))
+
+    @torch.no_grad()
+    def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:
+        model = self.unwrap(models["gpt"])
+        was_training = model.training
+        model.eval()
+        tw, mw = self._weights()
+        sums = {"text_ce": 0.0, "mel_ce": 0.0, "correct": 0.0, "count": 0.0, "items": 0}
+        try:
+            for batch in loader:
+                cond, text, text_lengths, codes, wav_lengths = self._batch(batch)
+                with ctx.autocast():
+                    d = model(cond, text, text_lengths, codes, wav_lengths, return_details=True)
+                b = text.shape[0]
+                sums["text_ce"] += float(d["loss_text"]) * b
+                sums["mel_ce"] += float(d["loss_mel"]) * b
+                sums["items"] += b
+                # accuracy over each clip's real codes and its first stop token
+                targets = d["mel_targets"]
+                real = (wav_lengths // model.mel_length_compression + 1).clamp(max=targets.shape[1] - 1)
+                mask = torch.arange(targets.shape[1], device=targets.device)[None] <= real[:, None]
+                hits = (d["mel_logits"].argmax(1) == targets) & mask
+                sums["correct"] += float(hits.sum())
+                sums["count"] += float(mask.sum())
+            samples = self._samples(model, step)
+        finally:
+            model.train(was_training)
+        metrics: dict[str, float] = {}
+        if sums["items"]:
+            metrics["text_ce"] = sums["text_ce"] / sums["items"]
+            metrics["mel_ce"] = sums["mel_ce"] / sums["items"]
+            metrics["loss"] = tw * metrics["text_ce"] + mw * metrics["mel_ce"]
+            metrics["mel_accuracy"] = sums["correct"] / max(sums["count"], 1.0)
+        return ValidationResult(metrics=metrics, samples=samples)
+
+    def vocoder(self):
+        if self._vocoder is None:
+            path = self._opt("vocoder")
+            if path:
+                from modules.autoregressive.vocoding import HifiganVocoder
+
+                p = Path(path).expanduser()
+                self._vocoder = HifiganVocoder(p if p.is_absolute() else self.workspace_root / p, self.device)
+            else:
+                from modules.autoregressive.vocoding import GriffinLimVocoder
+
+                self._vocoder = GriffinLimVocoder(self.mel.mel_norms)
+        return self._vocoder
+
+    def _samples(self, model: nn.Module, step: int) -> list[AudioSample]:
+        """Sample codes for the first validation texts, conditioned on other clips of the voice."""
+        limit = int(_get(self.config, "validation_samples", 4))
+        ds = self._val_dataset
+        if ds is None or not limit:
+            return []
+        dvae = self.dvae().to(self.device)
+        vocoder = self.vocoder()
+        gen = torch.Generator().manual_seed(self.seed + step)
+        out = []
+        for i in range(min(limit, len(ds))):
+            item = ds[i]
+            mels = self.mel.to(self.device)(item["cond"].to(self.device))
+            latent = model.get_conditioning(mels.unsqueeze(0))
+            codes = model.sample_codes(latent, item["text"], max_tokens=int(self._opt("sample_max_mel_tokens", 250)),
+                                       temperature=float(self._opt("sample_temperature", 0.8)),
+                                       top_p=float(self._opt("sample_top_p", 0.8)), generator=gen,
+                                       num_codes=dvae.num_tokens)[0]
+            if len(codes) == 0:
+                codes = torch.tensor([0])  # the model stopped at once; still render something audible
+            mel, _ = dvae.decode(codes.to(self.device).unsqueeze(0))
+            wave = vocoder(mel[0])
+            ref = torch.from_numpy(ds.audio.clip(ds.entries[i].index))
+            out.append(AudioSample(name=f"sample{i:02d}", wave=wave, sample_rate=vocoder.sample_rate,
+                                   reference=ref, mel_image=mel[0].float().cpu()))
+        return out
+
+    # --- export -------------------------------------------------------------------------------
+    def export(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               step: int, epoch: int, checkpoint_dir: Path) -> list[Path]:
+        """``XXXXXXXX_gpt.pth`` (tortoise's exact keys) plus a small JSON of its hyperparameters."""
+        from modules.fileutil import atomic_write_json
+
+        checkpoint_dir = Path(checkpoint_dir)
+        model = self.unwrap(models["gpt"])
+        pth = ckpt.save_unified_voice(model, checkpoint_dir / f"{step:08d}_gpt.pth")
+        meta = atomic_write_json(checkpoint_dir / f"{step:08d}_gpt.json", {
+            "step": step, "epoch": epoch, "hyperparameters": self.model_hyperparameters(model),
+            "tokenizer": str(self._path("tokenizer")), "mel_norms": str(self._path("mel_norms")),
+            "dvae": str(self._path("dvae"))})
+        return [pth, meta]

@@ -1,0 +1,101 @@
+"""``python -m modules config hifigan|autoregressive|check ...``: write or check a training config.
+
+    python -m modules config hifigan --dataset training/demo --preset v1 \\
+        --set epochs=10 --set hifigan.segment_size=4096 --out training/demo/configs/tiny.yaml
+    python -m modules config check training/demo/configs/tiny.yaml
+
+``--out`` (and ``check``'s file) is a path relative to the current directory, as
+usual on a command line; the UI saves to ``training/NAME/configs/``. The config
+is built through the typed schema (the UI's code path), validated, written
+atomically, and a plan (steps per epoch, total steps, warnings) is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("config", help="write a training config YAML (or check one)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=("hifigan", "autoregressive", "check"),
+                   help="model of the new config, or `check` to validate an existing YAML")
+    p.add_argument("file", nargs="?", help="check: the YAML to validate")
+    p.add_argument("--dataset", help="prepared dataset, e.g. training/NAME (a bare NAME means training/NAME)")
+    p.add_argument("--preset", help="hifigan: v1|v2|v3; autoregressive: full|tiny")
+    p.add_argument("--base", help="checkpoint to fine-tune from (workspace path, e.g. models/hifigan/g_02500000)")
+    p.add_argument("--from", dest="from_file", metavar="YAML", help="start from an existing config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a (dotted) key, value parsed as YAML; repeatable, e.g. --set hifigan.segment_size=4096")
+    p.add_argument("--out", help="where to write the YAML (relative to the current directory)")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when the plan has errors")
+
+
+def _dataset_key(workspace: Any, value: str) -> str:
+    """Normalise ``--dataset`` to a workspace-relative POSIX path (``training/NAME``)."""
+    root = Path(workspace.root)
+    candidate = Path(value)
+    if not candidate.is_absolute() and len(candidate.parts) == 1 and not (root / candidate).is_dir():
+        candidate = Path("training") / candidate
+    resolved = workspace.inside(candidate)
+    return resolved.relative_to(root.resolve()).as_posix() if resolved != root.resolve() else "."
+
+
+def _workspace_path(workspace: Any, value: str) -> str:
+    """A workspace-relative path when ``value`` lies inside the workspace, else ``value`` unchanged."""
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        cwd_p = (Path.cwd() / p).resolve()
+        if cwd_p.exists() and not (Path(workspace.root) / p).exists():
+            p = cwd_p
+        else:
+            return p.as_posix()
+    resolved = workspace.inside(p)
+    return resolved.relative_to(Path(workspace.root).resolve()).as_posix()
+
+
+def run(args: argparse.Namespace, workspace: Any) -> int:
+    from modules.config import plan as plan_mod
+    from modules.config import schema
+    from modules.errors import UserError
+
+    if args.model == "check":
+        if not args.file:
+            raise UserError("config check: name the YAML file, e.g. python -m modules config check FILE.yaml")
+        config = schema.load_config(args.file)
+        config = schema.apply_overrides(config, args.overrides) if args.overrides else config
+        return _report(plan_mod.plan_run(config, workspace), args.strict)
+
+    if args.file:
+        raise UserError(f"config {args.model}: unexpected argument {args.file!r}; write the output with --out FILE")
+    if not args.out:
+        raise UserError("config: --out FILE.yaml is required (e.g. --out training/NAME/configs/my.yaml)")
+    if args.from_file:
+        config = schema.load_config(args.from_file)
+        if config.model != args.model:
+            raise UserError(f"{args.from_file}: is a {config.model} config, not {args.model}")
+        if args.dataset:
+            config = schema.apply_overrides(config, [f"dataset={_dataset_key(workspace, args.dataset)}"])
+        if args.preset:
+            config = schema.apply_preset(config, args.preset)
+    else:
+        if not args.dataset:
+            raise UserError("config: --dataset training/NAME is required")
+        config = schema.default_config(args.model, _dataset_key(workspace, args.dataset), args.preset)
+    if args.base:
+        config.base = _workspace_path(workspace, args.base)
+    config = schema.apply_overrides(config, args.overrides)
+    out = schema.save_config(config, args.out)
+    print(f"wrote {out}")
+    return _report(plan_mod.plan_run(config, workspace), args.strict)
+
+
+def _report(plan: Any, strict: bool) -> int:
+    print(plan.summary())
+    if strict and not plan.ok:
+        print("the config has errors (see above)", file=sys.stderr)
+        return 1
+    return 0

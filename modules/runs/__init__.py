@@ -1,0 +1,53 @@
+"""Run discovery and management for the UI (no Gradio here).
+
+The run folder on disk is the single source of truth: configs under
+``training/*/configs``, runs under ``training/*/runs``, ``status.json``,
+``train.lock``, ``metrics.jsonl``, ``states/`` sidecars and ``samples/``.
+The UI only reads those and launches/stops trainer processes, so a restarted
+UI (or a second browser tab) sees exactly what a trainer is doing.
+"""
+
+from modules.runs.discovery import (
+    StateInfo,
+    config_label,
+    list_base_models,
+    list_checkpoints,
+    list_configs,
+    list_runs,
+    list_states,
+    read_config_yaml,
+    run_dir_for_config,
+    run_summary,
+)
+from modules.runs.manage import delete_old_states, delete_run
+from modules.runs.metrics import (
+    MetricsReader,
+    metric_frames,
+    progress,
+    read_metrics,
+)
+from modules.runs.process import (
+    LaunchResult,
+    RunStatus,
+    StopResult,
+    build_train_command,
+    launch,
+    lock_holder,
+    log_tail,
+    pid_alive,
+    run_status,
+    stop,
+)
+from modules.runs.samples import list_sample_steps, sample_clips
+from modules.runs.tensorboard import start_tensorboard, stop_all_tensorboards
+
+__all__ = [
+    "StateInfo", "config_label", "list_base_models", "list_checkpoints", "list_configs", "list_runs",
+    "list_states", "read_config_yaml", "run_dir_for_config", "run_summary",
+    "delete_old_states", "delete_run",
+    "MetricsReader", "metric_frames", "progress", "read_metrics",
+    "LaunchResult", "RunStatus", "StopResult", "build_train_command", "launch", "lock_holder", "log_tail",
+    "pid_alive", "run_status", "stop",
+    "list_sample_steps", "sample_clips",
+    "start_tensorboard", "stop_all_tensorboards",
+]

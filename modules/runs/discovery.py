@@ -1,0 +1,225 @@
+"""Find configs, runs, states and checkpoints in a workspace by reading the folders on disk."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modules.errors import UserError
+from modules.workspace import Workspace
+
+_STATE_RE = re.compile(r"^step_(\d{8,})\.pt$")
+_G_RE = re.compile(r"^g_(\d+)$")
+_GPT_RE = re.compile(r"^(\d+)_gpt\.pth$")
+# interchange checkpoint files a base-model dropdown offers, by model type
+_BASE_SUFFIXES = (".pth", ".pt", ".ckpt")
+
+
+def list_configs(ws: Workspace) -> list[Path]:
+    """Every saved config ``training/*/configs/*.yaml``, sorted by dataset then name."""
+    return sorted(p for p in ws.training.glob("*/configs/*.yaml") if p.is_file())
+
+
+def config_label(ws: Workspace, path: Path) -> str:
+    """``NAME/configs/CONFIG.yaml`` relative to ``training/`` (what dropdowns show)."""
+    try:
+        return str(Path(path).resolve().relative_to(ws.training))
+    except ValueError:
+        return str(path)
+
+
+def read_config_yaml(path: Path) -> dict[str, Any]:
+    """The raw mapping of a config YAML (``safe_load``), with a clear error for a broken file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: config file not found; save one in the Configure tab first") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc}); fix the file or save it again from the Configure tab") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def run_dir_for_config(ws: Workspace, config_path: Path) -> Path:
+    """``training/NAME/runs/RUN`` for a config: RUN is ``run_name`` or the file stem, NAME its dataset."""
+    config_path = ws.inside(config_path)
+    data = read_config_yaml(config_path)
+    run_name = data.get("run_name") or config_path.stem
+    dataset = data.get("dataset")
+    dataset_dir = ws.inside(dataset) if dataset else config_path.parent.parent
+    return dataset_dir / "runs" / str(run_name)
+
+
+def list_runs(ws: Workspace) -> list[Path]:
+    """Every run folder ``training/*/runs/*``, most recently updated first."""
+    runs = [p for p in ws.training.glob("*/runs/*") if p.is_dir() and not p.name.startswith(".")]
+    return sorted(runs, key=_run_mtime, reverse=True)
+
+
+def _run_mtime(run: Path) -> float:
+    for name in ("status.json", "metrics.jsonl", "config.yaml"):
+        f = run / name
+        if f.exists():
+            return f.stat().st_mtime
+    return run.stat().st_mtime
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """One saved training state, described by its small sidecar JSON."""
+
+    path: Path
+    step: int
+    epoch: float | None = None
+    time: float | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+
+    def label(self) -> str:
+        """A one-line description for the resume dropdown."""
+        parts = [f"step {self.step}"]
+        if self.epoch is not None:
+            parts.append(f"epoch {self.epoch:g}")
+        if self.val_loss is not None:
+            parts.append(f"val loss {self.val_loss:.4g}")
+        elif self.train_loss is not None:
+            parts.append(f"train loss {self.train_loss:.4g}")
+        if self.time:
+            parts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(self.time)))
+        return " · ".join(parts)
+
+
+def list_states(run_dir: Path) -> list[StateInfo]:
+    """The run's ``states/step_*.pt`` newest first, read from their sidecars (never the big files)."""
+    states_dir = Path(run_dir) / "states"
+    if not states_dir.is_dir():
+        return []
+    out = []
+    for pt in states_dir.iterdir():
+        m = _STATE_RE.match(pt.name)
+        if not m:
+            continue
+        info: dict[str, Any] = {}
+        sidecar = pt.with_suffix(".json")
+        if sidecar.is_file():
+            try:
+                info = json.loads(sidecar.read_text(encoding="utf-8")) or {}
+            except (OSError, json.JSONDecodeError):
+                info = {}
+        out.append(StateInfo(
+            path=pt,
+            step=int(info.get("step", int(m.group(1)))),
+            epoch=_opt_float(info.get("epoch")),
+            time=_opt_float(info.get("time")) or pt.stat().st_mtime,
+            train_loss=_opt_float(info.get("train_loss")),
+            val_loss=_opt_float(info.get("val_loss")),
+        ))
+    return sorted(out, key=lambda s: s.step, reverse=True)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Exported checkpoints of a run (jik876 ``g_XXXXXXXX``, tortoise ``XXXXXXXX_gpt.pth``), newest first."""
+    ck = Path(run_dir) / "checkpoints"
+    if not ck.is_dir():
+        return []
+    found = []
+    for p in ck.iterdir():
+        m = _G_RE.match(p.name) or _GPT_RE.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def list_base_models(ws: Workspace, model: str = "hifigan") -> list[str]:
+    """Base-model candidates as workspace-relative paths: files under ``models/`` for this model
+    type, then exported checkpoints of earlier runs whose config has the same model type."""
+    out: list[str] = []
+    sub = {"hifigan": "hifigan", "autoregressive": "tortoise"}.get(model, model)
+    folder = ws.models / sub
+    if folder.is_dir():
+        for p in sorted(folder.rglob("*")):
+            if not p.is_file():
+                continue
+            if _is_base_file(p, model):
+                out.append(_rel(ws, p))
+    for run in list_runs(ws):
+        run_model = _run_model(run)
+        if run_model not in (None, model):
+            continue
+        out.extend(_rel(ws, p) for p in list_checkpoints(run)
+                   if (model == "hifigan") == bool(_G_RE.match(p.name)))
+    return out
+
+
+def _is_base_file(p: Path, model: str) -> bool:
+    """A model-weights file of this type (not a tokenizer, DVAE, mel norms or config)."""
+    if model == "hifigan":
+        return bool(_G_RE.match(p.name)) or (p.suffix in _BASE_SUFFIXES and not p.name.startswith("do_"))
+    if model == "autoregressive":
+        return p.suffix in _BASE_SUFFIXES and not any(k in p.stem for k in ("dvae", "mel_norms", "diffusion", "clvp", "vocoder"))
+    return p.suffix in _BASE_SUFFIXES
+
+
+def _run_model(run: Path) -> str | None:
+    try:
+        return read_config_yaml(run / "config.yaml").get("model")
+    except UserError:
+        return None
+
+
+def run_summary(ws: Workspace, run_dir: Path) -> dict[str, Any]:
+    """What the runs list shows: dataset/run, model, command, state count and the last metrics."""
+    from modules.runs.metrics import last_records
+    from modules.runs.process import run_status
+
+    run_dir = Path(run_dir)
+    st = run_status(run_dir)
+    command = ""
+    if (run_dir / "command.txt").is_file():
+        command = (run_dir / "command.txt").read_text(encoding="utf-8", errors="replace").strip()
+    model = _run_model(run_dir)
+    train, val = last_records(run_dir / "metrics.jsonl")
+    return {
+        "run": f"{run_dir.parent.parent.name}/{run_dir.name}",
+        "model": model or "",
+        "state": st.state,
+        "step": st.step,
+        "states": len(list_states(run_dir)),
+        "last train": _fmt_metrics(train),
+        "last validation": _fmt_metrics(val),
+        "command": command,
+        "path": _rel(ws, run_dir),
+    }
+
+
+_NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
+
+
+def _fmt_metrics(rec: dict[str, Any] | None) -> str:
+    if not rec:
+        return ""
+    items = [(k, v) for k, v in rec.items() if k not in _NON_METRIC and isinstance(v, (int, float))
+             and not k.startswith(("lr", "grad_norm"))]
+    return ", ".join(f"{k} {v:.4g}" for k, v in items[:4])
+
+
+def _rel(ws: Workspace, p: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(ws.root))
+    except ValueError:
+        return str(p)
+
+
+def _opt_float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
