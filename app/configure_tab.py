@@ -385,7 +385,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             initial_sched = SCHEDULE_FIELDS.get(initial.get("lr_schedule.type") or "", ())
             for group, members in groups.items():
                 title = {"hifigan": "HiFi-GAN", "autoregressive": "Autoregressive"}.get(group, group)
-                with gr.Accordion(title, open=group != OTHER_GROUP, visible=(group != "autoregressive"),
+                with gr.Accordion(title, open=group != OTHER_GROUP, visible=_shown(group != "autoregressive"),
                                   elem_id=f"cfg-group-{group.replace(' ', '-').lower()}") as box:
                     for start in range(0, len(members), 3):
                         with gr.Row():
@@ -394,7 +394,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                 sub = f.key.split(".", 1)[1] if f.key.startswith("lr_schedule.") else None
                                 if sub and sub != "type":
                                     visible = sub in initial_sched or sub == "warmup_steps"
-                                comps[f.key] = _widget(gr, f, initial.get(f.key), visible)
+                                comps[f.key] = _widget(gr, f, initial.get(f.key), _shown(visible))
                                 if sub and sub != "type":
                                     schedule_widgets[sub] = comps[f.key]
                 if group in MODEL_SECTIONS:
@@ -419,14 +419,14 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     def schedule_visibility(kind: str) -> list:
         shown = SCHEDULE_FIELDS.get(kind, tuple(schedule_widgets))
-        return [gr.update(visible=(name in shown or name == "warmup_steps")) for name in schedule_widgets]
+        return [gr.update(visible=_shown(name in shown or name == "warmup_steps")) for name in schedule_widgets]
 
     def fill(values: dict[str, Any]) -> list:
         """Updates for every input, visibility of model sections and schedule fields, preview."""
         model = values.get("model", "hifigan")
         ups = [gr.update(value=values[k]) if k in values else gr.update() for k in keys]
-        vis = [gr.update(visible=(m == model)) for m in section_boxes]
-        vis += [gr.update(visible=(model == "autoregressive")) for _ in ar_top]
+        vis = [gr.update(visible=_shown(m == model)) for m in section_boxes]
+        vis += [gr.update(visible=_shown(model == "autoregressive")) for _ in ar_top]
         sched = schedule_visibility(values.get("lr_schedule.type") or "exponential")
         return ups + vis + sched
 
@@ -541,7 +541,13 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         tab.select(on_refresh, comps["model"], [saved, comps["dataset"], comps["base"]], show_progress="hidden")
 
 
-def _widget(gr, f: FormField, value: Any, visible: bool = True):
+def _shown(flag: bool) -> bool | str:
+    """Gradio never mounts the children of a container created with ``visible=False``, so hidden
+    parts of the form are rendered and hidden with CSS (``"hidden"``) instead."""
+    return True if flag else "hidden"
+
+
+def _widget(gr, f: FormField, value: Any, visible: bool | str = True):
     """The Gradio component for one field."""
     common = dict(label=f.label, info=f.help or None, elem_id=f.elem_id, visible=visible)
     if f.kind == "bool":

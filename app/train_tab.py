@@ -90,7 +90,7 @@ def status_html(st: "runs.RunStatus", prog: dict[str, Any] | None, run_label: st
     if step is not None:
         parts.append(f"step {step}" + (f" / {total}" if total else ""))
     if st.epoch is not None:
-        parts.append(f"epoch {st.epoch}")
+        parts.append(f"epoch {st.epoch:.4g}")
     if prog.get("its"):
         parts.append(f"{prog['its']:.2f} it/s")
     if st.active and prog.get("eta_s") is not None:
@@ -171,22 +171,60 @@ def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, s
     return out
 
 
-def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
-    """Resynthesise one clip with a run's checkpoint through ``python -m modules vocode``'s code."""
-    from modules.hifigan import vocode
-
+def _try_inputs(ws: Workspace, checkpoint: str, clip: str) -> tuple[Path, Path, Path]:
+    """(checkpoint, clip, output folder): the checkpoint inside the workspace, the clip a dataset
+    clip (inside) or an upload (Gradio's temp folder), the output under ``RUN/try_it/``."""
     ckpt = ws.inside(checkpoint)
     src = Path(clip)
     if not src.is_absolute() or ws.root in src.resolve().parents:
         src = ws.inside(clip)
     if not src.is_file():
         raise UserError(f"{clip}: clip not found")
-    run_dir = ckpt.parent.parent
-    out_dir = run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = ckpt.parent.parent  # RUN/checkpoints/FILE or RUN/states/FILE
+    return ckpt, src, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_model(run_dir: Path | None) -> str | None:
+    """The model type of a run (from its config.yaml), None when unknown."""
+    if run_dir is None:
+        return None
+    try:
+        return runs.read_config_yaml(run_dir / "config.yaml").get("model")
+    except UserError:
+        return None
+
+
+def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
+    """Resynthesise one clip with a run's HiFi-GAN checkpoint through ``python -m modules vocode``'s code."""
+    from modules.hifigan import vocode
+
+    ckpt, src, out_dir = _try_inputs(ws, checkpoint, clip)
     args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(src)], out=str(out_dir),
                               device="auto")
     vocode.run(args, ws)
     return out_dir / (src.stem + ".wav")
+
+
+def speak_text(ws: Workspace, checkpoint: str, clip: str, text: str) -> Path:
+    """Text to speech with a run's autoregressive checkpoint, ``clip`` as the voice reference, through
+    ``python -m modules synthesize``'s code and the run's own sampling settings and vocoder."""
+    from modules.autoregressive import synthesize
+
+    if not (text or "").strip():
+        raise UserError("type a sentence to speak")
+    ckpt, src, out_dir = _try_inputs(ws, checkpoint, clip)
+    try:
+        section = runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
+    except UserError:
+        section = {}
+    out = out_dir / "speech.wav"
+    args = argparse.Namespace(
+        checkpoint=str(ckpt), text=[text.strip()], reference=[str(src)], out=str(out), tokenizer=None, dvae=None,
+        mel_norms=None, vocoder=section.get("vocoder"), temperature=section.get("sample_temperature", 0.8),
+        top_p=section.get("sample_top_p", 0.8), repetition_penalty=2.0,
+        max_tokens=section.get("sample_max_mel_tokens", 250), seed=0, device="auto")
+    synthesize.run(args, ws)
+    return out
 
 
 def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
@@ -282,13 +320,15 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             tb_link = gr.Markdown("", elem_id="train-tb-link")
 
     with gr.Accordion("Try it", open=False, elem_id="train-try"):
-        gr.Markdown("Resynthesise a clip with any checkpoint of this run and listen to it.")
+        gr.Markdown("Listen to any checkpoint of this run. HiFi-GAN: the clip is resynthesised. "
+                    "Autoregressive: the text is spoken with the clip as the voice reference.")
         with gr.Row():
             try_ckpt = gr.Dropdown([], label="Checkpoint", elem_id="train-try-ckpt", scale=2)
             try_clip = gr.Dropdown([], label="Dataset clip", elem_id="train-try-clip", scale=2)
             try_upload = gr.Audio(None, type="filepath", sources=["upload"], label="…or upload a clip",
                                   elem_id="train-try-upload", scale=2)
-        try_btn = gr.Button("Vocode", elem_id="train-try-run")
+        try_text = gr.Textbox("", label="Text to speak (autoregressive runs)", elem_id="train-try-text")
+        try_btn = gr.Button("Vocode / speak", elem_id="train-try-run")
         try_msg = gr.Markdown("", elem_id="train-try-message")
         try_out = gr.Audio(None, type="filepath", label="Result", interactive=False, elem_id="train-try-out")
 
@@ -489,19 +529,24 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     tb_btn.click(on_tensorboard, config, tb_link)
 
     # ---- try it ---------------------------------------------------------------------------------
-    def on_try(ckpt, clip, upload):
+    def on_try(label, ckpt, clip, upload, text):
         source = upload or clip
         if not ckpt:
             return error("no checkpoint yet: the run writes one at every save"), None
         if not source:
             return error("pick a dataset clip or upload one"), None
         try:
-            out = vocode_clip(ws, ckpt, source)
+            if run_model(run_dir_of(ws, label) if label else None) == "autoregressive":
+                out = speak_text(ws, ckpt, source, text)
+                done = f"Spoke with `{Path(ckpt).name}`"
+            else:
+                out = vocode_clip(ws, ckpt, source)
+                done = f"Vocoded with `{Path(ckpt).name}`"
         except Exception as exc:  # noqa: BLE001
-            return describe_exception(exc, "Vocode"), None
-        return ok(f"Vocoded with `{Path(ckpt).name}` → `{_rel(ws, out)}`"), str(out)
+            return describe_exception(exc, "Try it"), None
+        return ok(f"{done} → `{_rel(ws, out)}`"), str(out)
 
-    try_btn.click(on_try, [try_ckpt, try_clip, try_upload], [try_msg, try_out])
+    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text], [try_msg, try_out])
 
     # ---- runs list --------------------------------------------------------------------------------
     def on_runs_refresh():

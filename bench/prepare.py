@@ -43,6 +43,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--openai-model", type=Path, default=None, help="a real openai-whisper .pt (default: random tiny)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--openai-files", type=int, default=None,
+                        help="demo files for openai-whisper (default: all with a real model, 3 with the random one, "
+                             "whose babble makes whisper retry every window at six temperatures)")
     parser.add_argument("--threads", type=int, default=None, help="limit torch / CTranslate2 threads")
     args = parser.parse_args()
     if args.threads:
@@ -71,11 +74,15 @@ def main() -> int:
     runs.append(("openai-whisper", str(args.openai_model or random_whisper(tmp / "random-tiny.pt"))))
 
     print(f"demo voice: {len(reference)} files; device {args.device}; {os.cpu_count()} CPUs visible")
-    print(f"{'transcriber':<28} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} {'x realtime':>10} {'WER':>6}")
+    print(f"{'transcriber':<38} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} {'x realtime':>10} {'WER':>6}")
     try:
         for backend, model in runs:
             ws = Workspace.open(tmp / backend)
             shutil.copytree(demo, ws.voices / "demo", dirs_exist_ok=True)
+            if backend == "openai-whisper":
+                keep = args.openai_files or (None if args.openai_model else 3)
+                for extra in sorted((ws.voices / "demo").glob("*.flac"))[keep or len(reference):]:
+                    extra.unlink()
             options = PrepareOptions(transcriber=backend, model=model or "small", device=args.device, language="en")
             started = time.perf_counter()
             result = prepare_voice(ws, "demo", options)
@@ -84,18 +91,18 @@ def main() -> int:
             hyp: dict[str, list[str]] = {}
             for c in sorted(meta["clips"], key=lambda c: (c["source"], c["start"])):
                 hyp.setdefault(c["source"], []).append(c["text"])
-            wer = word_error_rate([reference[k] for k in sorted(reference)],
-                                  [" ".join(hyp.get(k, [])) for k in sorted(reference)])
+            used = sorted(k for k in reference if (ws.voices / "demo" / k).exists())
+            wer = word_error_rate([reference[k] for k in used], [" ".join(hyp.get(k, [])) for k in used])
             t = meta["transcriber"]
-            label = backend if backend != "openai-whisper" else f"{backend} ({openai_label})"
+            label = backend if backend != "openai-whisper" else f"{backend} ({openai_label}, {len(used)} files)"
             if backend == "faster-whisper":
                 label += " (tiny.en)"
             if t["audio_seconds"]:
                 rtf = t["seconds"] / t["audio_seconds"]
-                print(f"{label:<28} {elapsed:9.2f} {t['seconds']:12.2f} {t['audio_seconds']:8.1f} {rtf:6.3f} "
+                print(f"{label:<38} {elapsed:9.2f} {t['seconds']:12.2f} {t['audio_seconds']:8.1f} {rtf:6.3f} "
                       f"{1 / rtf:10.1f} {wer:6.3f}")
             else:
-                print(f"{label:<28} {elapsed:9.2f} {'-':>12} {result.total_seconds:8.1f} {'-':>6} {'-':>10} {wer:6.3f}")
+                print(f"{label:<38} {elapsed:9.2f} {'-':>12} {result.total_seconds:8.1f} {'-':>6} {'-':>10} {wer:6.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -54,7 +54,7 @@ def run_ours(ws: Path, args, device: torch.device) -> dict:
             models = super().build_models()
             if args.compile:
                 for m in models.values():
-                    m.compile()
+                    m.compile(mode=args.compile_mode)
             return models
 
         def train_step(self, batch, models, ctx):
@@ -208,6 +208,8 @@ def main() -> None:
     p.add_argument("--disc-width", type=float, default=1.0, help="discriminator width (1 = jik876's; both loops)")
     p.add_argument("--amp", action="store_true", help="ours in bf16 autocast (the plain loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile our models")
+    p.add_argument("--compile-mode", default="default",
+                   help="torch.compile mode for --compile (default, reduce-overhead = CUDA graphs, max-autotune)")
     p.add_argument("--compile-plain", action="store_true", help="also torch.compile the plain loop's models")
     p.add_argument("--workers", type=int, default=2, help="our loader workers")
     p.add_argument("--plain-workers", type=int, default=4, help="plain loop's loader workers (jik876: 4)")
@@ -233,7 +235,8 @@ def main() -> None:
         if args.only in (None, "plain"):
             results["plain jik876-style loop (fp32, CPU mels in workers)"] = run_plain(ds, args, device)
         if args.only in (None, "ours"):
-            label = "ours (" + ("bf16" if args.amp else "fp32") + (", compiled" if args.compile else "") + ")"
+            label = "ours (" + ("bf16" if args.amp else "fp32") + (f", compiled {args.compile_mode}" if args.compile
+                                                                  else "") + ")"
             results[label] = run_ours(ws, args, device)
     for label, r in results.items():
         util = sampler.mean(r["t0"], r["t1"]) if device.type == "cuda" else None

@@ -67,7 +67,8 @@ class Workspace:
 
     def list_datasets(self) -> list[str]:
         """Folders under ``training/`` that hold a prepared dataset (``train.txt``)."""
-        return sorted(p.name for p in self.training.iterdir() if (p / "train.txt").is_file())
+        return sorted(p.name for p in self.training.iterdir()
+                      if not p.name.startswith(".") and (p / "train.txt").is_file())
 
     def inside(self, path: str | os.PathLike) -> Path:
         """Resolve a user-typed path (absolute or relative to the root) and refuse it if outside."""

@@ -45,6 +45,14 @@ def test_48k_is_resampled_to_the_asked_rate(tmp_path):
     assert np.allclose(resample(data, 22050, 22050), data)
 
 
+def test_mp3_reads_without_ffmpeg(tmp_path):
+    path = tmp_path / "take.mp3"
+    sf.write(str(path), _tone(22050, 1.0), 22050, format="MP3")
+    data, rate = read_audio(path)
+    assert rate == 22050 and abs(len(data) / rate - 1.0) < 0.1
+    assert 0.25 < float(np.sqrt(np.mean(data ** 2))) < 0.45  # the tone's level (0.5 / sqrt 2) survives
+
+
 def test_unicode_file_name_and_ogg(tmp_path):
     path = tmp_path / "ünïcödé 声音.ogg"
     sf.write(str(path), _tone(24000), 24000, format="OGG", subtype="VORBIS")

@@ -92,6 +92,7 @@ def test_every_bad_and_odd_input(workspace):
     formats = {
         "u8.wav": (22050, "PCM_U8", 1), "s24.wav": (44100, "PCM_24", 1), "float.wav": (16000, "FLOAT", 1),
         "stereo.flac": (22050, "PCM_16", 2), "hi48k.wav": (48000, "PCM_16", 1), "sub/deeper/ünï 声.ogg": (24000, "VORBIS", 1),
+        "take.mp3": (44100, "MPEG_LAYER_III", 1),
     }
     for name, (r, subtype, channels) in formats.items():
         data = _speech(1.2, r)
@@ -192,10 +193,12 @@ def test_interrupted_swap_is_recovered(demo_workspace):
     (first.dataset_dir / "configs").mkdir()
     (first.dataset_dir / "configs" / "c.yaml").write_text("model: hifigan\n")
     first.dataset_dir.rename(ws.training / ".replaced-demo-deadbeef")
-    with pytest.raises(UserError):  # the voice is now unusable, but the old dataset must come back
-        shutil.rmtree(ws.voices / "demo")
-        (ws.voices / "demo").mkdir()
+    stale = ws.training / ".build-demo-killed"  # what a killed process leaves behind
+    (stale / "audio").mkdir(parents=True)
+    shutil.rmtree(ws.voices / "demo")
+    (ws.voices / "demo").mkdir()
+    with pytest.raises(UserError, match="no audio files"):  # the voice is now unusable, but the old dataset comes back
         prepare_voice(ws, "demo", NONE)
     assert (ws.training / "demo" / "configs" / "c.yaml").is_file()
     assert (ws.training / "demo" / "train.txt").is_file()
-    assert not (ws.training / ".replaced-demo-deadbeef").exists()
+    assert not (ws.training / ".replaced-demo-deadbeef").exists() and not stale.exists()

@@ -115,6 +115,16 @@ def test_long_segments_split_at_pauses_never_mid_word(long_recording, max_second
     _check_no_word_cut(spans, words, max_seconds)
     assert " ".join(s.text for s in spans).split() == [w for _, _, w in words]
     assert len(spans) >= 4
+    if max_seconds < 8:
+        return  # some sentences are longer than the limit and must be split between their words
+    # the longest pauses are the sentence ends: every clip starts with a sentence
+    firsts, k = set(), 0
+    for sentence in SENTENCES:
+        firsts.add(round(words[k][0], 4))
+        k += len(sentence.split())
+    for span in spans:
+        first_word = min((w for w in words if w[0] >= span.start - 1e-6), key=lambda w: w[0])
+        assert round(first_word[0], 4) in firsts, f"clip at {span.start:.2f} starts mid-sentence ({first_word[2]!r})"
 
 
 def test_without_vad_word_gaps_still_protect_words(long_recording):
@@ -164,3 +174,13 @@ def test_real_whisper_on_a_long_recording(tmp_path, long_recording):
         info = sf.info(str(result.dataset_dir / c["file"]))
         assert info.samplerate == 22050 and info.subtype == "PCM_16"
     _check_no_word_cut(spans, words, 8.0)
+
+
+@pytest.mark.parametrize("max_seconds,padding", [(3.0, 0.15), (5.0, 0.0)])
+def test_words_timed_too_short_still_fit_the_maximum(long_recording, max_seconds, padding):
+    """Whisper says every word lasts 50 ms: the audio shows longer words, clips grow, and are split again."""
+    samples, words = long_recording
+    squeezed = [Word(s, s + 0.05, " " + w) for s, _, w in words[:40]]
+    segments = [Segment(squeezed[0].start, squeezed[-1].end, "", squeezed)]
+    spans = plan_clips(segments, len(samples) / RATE, Loudness(samples, RATE), 0.6, max_seconds, padding, True, None)
+    _check_no_word_cut(spans, words[:40], max_seconds)

@@ -432,3 +432,51 @@ def test_tensorboard_starts_on_localhost(tmp_path):
             assert resp.status == 200
     finally:
         stop_all_tensorboards()
+
+
+def test_stop_during_start_up_reads_as_stopped(tmp_path, cleanup):
+    """A trainer that dies of SIGTERM before its first step (no handler yet) was stopped, not crashed."""
+    run = tmp_path / "run"
+    code = ("import json, os, time, fcntl; r = %r; os.makedirs(r, exist_ok=True); "
+            "l = open(r + '/train.lock', 'a+'); fcntl.flock(l, fcntl.LOCK_EX); "
+            "json.dump({'state': 'running', 'pid': os.getpid(), 'step': 0, 'message': 'building models', "
+            "'started': time.time(), 'updated': time.time()}, open(r + '/status.json', 'w')); time.sleep(60)") % str(run)
+    res = spawn_detached(run, [sys.executable, "-c", code])
+    cleanup.append(res.pid)
+    _wait(lambda: run_status(run).state == "running", what="running")
+    result = stop(run, timeout=20)
+    assert result.outcome == "exited" and "nothing to save" in result.message
+    assert run_status(run).state == "stopped"
+
+
+def test_lock_probe_does_not_take_the_lock(tmp_path):
+    """A UI probing the lock in a loop must never make a starting trainer find the lock taken.
+
+    (A probe that flocks the file itself collides a few percent of the time in this loop.)"""
+    import fcntl
+
+    from modules.runs import process
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.lock").write_text("{}")
+    assert process._proc_locks_usable(run)  # on Linux the probe reads /proc/locks
+    code = ("import time; from modules.runs import lock_holder; end = time.time() + 3\n"
+            f"while time.time() < end: lock_holder({str(run)!r})")
+    prober = subprocess.Popen([sys.executable, "-c", code], env=python_env())
+    try:
+        time.sleep(0.8)  # let the prober start looping
+        collisions = attempts = 0
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            attempts += 1
+            with open(run / "train.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    collisions += 1
+    finally:
+        prober.wait(timeout=30)
+    assert prober.returncode == 0
+    assert attempts > 1000 and collisions == 0

@@ -92,7 +92,7 @@ def test_launch_lock_stop_resume_and_kill_with_the_real_trainer(ws):
     # starting fresh on a run with states keeps the old folder under a new name (--fresh)
     res3 = runs.launch(ws, cfg)
     assert "--fresh" in res3.command
-    _wait(lambda: runs.run_status(run).state == "running", what="fresh run")
+    _wait(lambda: (s := runs.run_status(run)).state == "running" and (s.step or 0) >= 1, what="fresh run steps")
     moved = [p for p in runs.list_runs(ws) if p.name.startswith("tiny-")]
     assert len(moved) == 1 and runs.list_states(moved[0])
     assert runs.stop(run, timeout=120).outcome == "saved"

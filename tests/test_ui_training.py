@@ -293,8 +293,14 @@ def test_ui_restart_reconnects_to_a_running_trainer(ui, ws):  # noqa: F811
     assert int(p2["pid"]) == pid
     assert page2.locator("#train-config input").input_value() == "demo/configs/tiny.yaml"
     assert "Reconnected" in page2.locator("#train-message").inner_text()
-    wait_state(page2, "running", 60, min_step=int(p2["step"]) + 1)
+    p3 = wait_state(page2, "running", 60, min_step=int(p2["step"]) + 1)
+    # a second browser tab on the same run sees the same live run
+    other = ui.page()
+    open_run_tab(other, app2.url)
+    p4 = wait_state(other, "running", 30, min_step=int(p3["step"]))
+    assert p4["pid"] == p3["pid"] and other.locator("#train-config input").input_value() == "demo/configs/tiny.yaml"
     assert "saved a state" in click_stop(page2)
+    wait_state(other, "stopped", 30)
     assert not runs.pid_alive(pid)
 
 

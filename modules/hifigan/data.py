@@ -183,10 +183,15 @@ class HifiganDataset(Dataset):
         self.seed = int(seed)
         self.hop = int(hop)
         self.feature_files = list(feature_files) if feature_files else None
-        self.epoch = 0
+        # in shared memory so persistent loader workers see the epoch the main process sets
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self._epoch[0] = int(epoch)
 
     def __len__(self) -> int:
         return len(self.cache)

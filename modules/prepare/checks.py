@@ -103,9 +103,8 @@ def text_flags(clips: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
-def refresh_text_flags(clips: list[dict[str, Any]], settings: dict[str, Any] | None = None) -> None:
-    """Recompute text flags in place, keeping each clip's audio flags (and length flags for the settings)."""
-    settings = settings or {}
+def refresh_text_flags(clips: list[dict[str, Any]]) -> None:
+    """Recompute text flags in place (after an edit), keeping each clip's audio flags."""
     by_text = text_flags(clips)
     for c in clips:
         keep = [f for f in c.get("flags", []) if f in AUDIO_FLAGS]

@@ -69,7 +69,7 @@ def save_table(dataset_dir: Path, table: pd.DataFrame) -> None:
         kept.append(clip)
     if not any(c.get("split") != "validation" for c in kept):
         raise UserError("the edited dataset has no training clip left; keep at least one clip in 'train'")
-    checks.refresh_text_flags(kept, meta.get("settings", {}))
+    checks.refresh_text_flags(kept)
     removed = [f for f in by_file if f not in seen]
     meta["clips"] = kept
     meta["removed"] = sorted(set(meta.get("removed", [])) | set(removed))

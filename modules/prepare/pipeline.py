@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 
 from modules.audio.io import AudioReadError, read_audio, resample, write_wav
 from modules.errors import UserError

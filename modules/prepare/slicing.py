@@ -18,7 +18,7 @@ from modules.prepare.transcribe import Segment, Word
 FRAME_SECONDS = 0.01
 MAX_MERGE_GAP = 1.0  # do not merge short clips across a longer silence
 MAX_WORD_EXTENSION = 0.5  # how far a boundary may be pushed out of loud audio
-# a frame counts as sound when it is 8 dB over the noise floor, clamped to 25..50 dB below the loud level
+# a frame counts as sound when it is 8 dB over the noise floor, clamped to 25..60 dB below the loud level
 # (a soft onset such as "th" or a "g" closure sits far below the vowels but above a quiet room)
 ABOVE_FLOOR_DB = 8.0
 BELOW_REFERENCE_DB = (25.0, 60.0)
@@ -192,10 +192,10 @@ def _split(words: list[Word], limit: float, min_len: float,
             score = _pause_between(ws[i], ws[i + 1], regions)
             left, right = ws[i].end - ws[0].start, ws[-1].end - ws[i + 1].start
             balanced = left >= min_len and right >= min_len
-            fits = left <= limit and right <= limit
-            # prefer cuts leaving both sides long enough, then ones that make both fit, then the longest pause
-            cands.append((balanced, fits, round(score, 3), -abs(left - right), i))
-        i = max(cands)[4]
+            # the longest pause (sentence ends, breaths) among cuts that leave both sides long enough;
+            # a side still too long is split again, so no cut is forced into the middle of a phrase
+            cands.append((balanced, round(score, 3), -abs(left - right), i))
+        i = max(cands)[3]
         pieces.append(ws[i + 1:])
         pieces.append(ws[: i + 1])
     done.sort(key=lambda p: p[0].start)
@@ -246,6 +246,22 @@ def plan_clips(segments: list[Segment], duration: float, loudness: Loudness | No
     pieces.sort(key=lambda p: p[0].start)
     pieces = _merge_short(pieces, max(min_seconds - 2 * padding, 0.0), limit)
 
+    spans = _spans(pieces, duration, loudness, padding, max_seconds, trim_silence)
+    # moving boundaries out of loud audio can push a clip past the maximum: split such clips once more
+    for _ in range(8):
+        long = [k for k, sp in enumerate(spans) if sp.end - sp.start > max_seconds + 1e-6 and len(pieces[k]) > 1]
+        if not long:
+            break
+        for k in reversed(long):
+            ws = pieces[k]
+            pieces[k: k + 1] = _split(ws, (ws[-1].end - ws[0].start) - 1e-3, 0.0, speech)
+        spans = _spans(pieces, duration, loudness, padding, max_seconds, trim_silence)
+    return spans
+
+
+def _spans(pieces: list[list[Word]], duration: float, loudness: Loudness | None, padding: float,
+           max_seconds: float, trim_silence: bool) -> list[ClipSpan]:
+    """Clip bounds for consecutive pieces of words."""
     # the boundary between neighbours: the longest quiet run between the last word of one and the first of
     # the next (whisper's own times may put it inside a word), else the middle of whisper's gap
     cuts = []

@@ -73,6 +73,11 @@ class Transcriber:
         raise NotImplementedError
 
 
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 def offline_mode() -> bool:
     """True when the user asked for no downloads (``HF_HUB_OFFLINE=1``, honoured by both backends)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -121,13 +126,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _candidate_paths(model: str, workspace_root: Path | None) -> list[Path]:
-    """Where a model given by name or path may live: models/whisper/ first, then the path as typed."""
+def _candidate_paths(model: str, workspace_root: Path | None, backend: str = "") -> list[Path]:
+    """Where a model given by name or path may live: models/whisper/ first, then the path as typed.
+    faster-whisper looks for CTranslate2 folders there, openai-whisper for ``NAME.pt`` files."""
     out: list[Path] = []
     raw = Path(model).expanduser()
     if workspace_root is not None:
         wdir = workspace_root / "models" / "whisper"
-        out += [wdir / model, wdir / f"{model}.pt", wdir / f"faster-whisper-{model}"]
+        if backend == "faster-whisper":
+            out += [wdir / model, wdir / f"faster-whisper-{model}"]
+        elif backend == "openai-whisper":
+            out += [wdir / model, wdir / f"{model}.pt"]
+        else:
+            out += [wdir / model, wdir / f"{model}.pt", wdir / f"faster-whisper-{model}"]
         if not raw.is_absolute():
             out.append(workspace_root / raw)
     out.append(raw if raw.is_absolute() else Path.cwd() / raw)
@@ -150,7 +161,7 @@ class FasterWhisperTranscriber(Transcriber):
         self.language = _language_arg(language)
         self.device = resolve_device(device)
         self.beam_size = beam_size
-        local = next((p for p in _candidate_paths(model, workspace_root) if p.exists()), None)
+        local = next((p for p in _candidate_paths(model, workspace_root, self.backend) if p.exists()), None)
         if local is not None:
             if local.is_file() and local.suffix == ".pt":
                 raise UserError(f"{local}: this is an openai-whisper .pt file; use --transcriber openai-whisper with it, "
@@ -187,7 +198,7 @@ class FasterWhisperTranscriber(Transcriber):
                                 f"it needs {_CT2_FILES}") from exc
             raise UserError(
                 f"faster-whisper model {model_name!r} is not available offline and could not be downloaded "
-                f"({type(exc).__name__}). Put its CTranslate2 files ({_CT2_FILES}) in {where}/ "
+                f"({type(exc).__name__}: {_first_line(exc)}). Put its CTranslate2 files ({_CT2_FILES}) in {where}/ "
                 f"(e.g. from {_FW_URL.format(name=model_name)}), or pass --model PATH to such a folder, "
                 f"or use --transcriber none with transcripts beside the audio") from exc
 
@@ -213,10 +224,10 @@ class OpenAIWhisperTranscriber(Transcriber):
 
         self.language = _language_arg(language)
         self.device = resolve_device(device)
-        local = next((p for p in _candidate_paths(model, workspace_root) if p.is_file()), None)
+        local = next((p for p in _candidate_paths(model, workspace_root, self.backend) if p.is_file()), None)
         if local is None:
-            folder = next((p for p in _candidate_paths(model, workspace_root) if p.is_dir()), None)
-            if folder is not None:
+            folder = next((p for p in _candidate_paths(model, workspace_root, self.backend) if p.is_dir()), None)
+            if folder is not None and model not in whisper.available_models():
                 raise UserError(f"{folder}: a folder, but openai-whisper needs a .pt file "
                                 f"(a CTranslate2 folder goes with --transcriber faster-whisper)")
         try:
@@ -243,7 +254,7 @@ class OpenAIWhisperTranscriber(Transcriber):
                                 "it must be a torch file holding {'dims', 'model_state_dict'}") from exc
             raise UserError(
                 f"openai-whisper model {model!r} is not available offline and could not be downloaded "
-                f"({type(exc).__name__}). Put {model}.pt (the file openai-whisper downloads) in {where}/, "
+                f"({type(exc).__name__}: {_first_line(exc)}). Put {model}.pt (the file openai-whisper downloads) in {where}/, "
                 f"or pass --model PATH/TO/{model}.pt, or use --transcriber none with transcripts beside the audio"
             ) from exc
 
@@ -274,7 +285,7 @@ def load_transcriber(backend: str, model: str, device: str = "auto", language: s
 
 def describe_model(backend: str, model: str, workspace_root: Path | None = None) -> str:
     """Cache-key identity of a model without loading it: a resolved local path, else the name."""
-    for p in _candidate_paths(model, workspace_root):
+    for p in _candidate_paths(model, workspace_root, backend):
         if (backend == "faster-whisper" and _is_ct2_dir(p)) or (backend == "openai-whisper" and p.is_file()):
             return str(p.resolve())
     return model
@@ -311,3 +322,16 @@ class TranscriptCache:
         data = transcript.to_dict()
         data["source"] = source
         atomic_write_json(self.folder / f"{key}.json", data)
+
+
+def local_models(workspace_root: Path) -> dict[str, list[str]]:
+    """Models already in ``models/whisper/``, by backend, for the UI's model picker."""
+    folder = Path(workspace_root) / "models" / "whisper"
+    found: dict[str, list[str]] = {"faster-whisper": [], "openai-whisper": []}
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if _is_ct2_dir(p):
+                found["faster-whisper"].append(p.name)
+            elif p.is_file() and p.suffix == ".pt":
+                found["openai-whisper"].append(p.stem)
+    return found

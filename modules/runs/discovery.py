@@ -87,7 +87,7 @@ class StateInfo:
         """A one-line description for the resume dropdown."""
         parts = [f"step {self.step}"]
         if self.epoch is not None:
-            parts.append(f"epoch {self.epoch:g}")
+            parts.append(f"epoch {self.epoch:.4g}")
         if self.val_loss is not None:
             parts.append(f"val loss {self.val_loss:.4g}")
         elif self.train_loss is not None:

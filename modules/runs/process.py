@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from modules.workspace import REPO_ROOT, Workspace
 
 LAUNCHER_DIR = ".launcher"  # beside the run folders: the trainer may rename a run folder (--fresh)
 ACTIVE_STATES = ("starting", "running")
+STARTUP_STOP_MESSAGE = "Stopped during start-up, before the first training step: there was nothing to save."
 # children this process launched, so they are reaped (a zombie would look alive) and exit codes known
 _CHILDREN: dict[int, tuple[subprocess.Popen, Path]] = {}
 _LAUNCH_LOCK = threading.Lock()
@@ -40,7 +42,7 @@ class RunStatus:
     state: str  # idle | starting | running | finished | stopped | failed
     pid: int | None = None
     step: int | None = None
-    epoch: int | None = None
+    epoch: float | None = None
     total_steps: int | None = None
     steps_per_epoch: int | None = None
     message: str = ""
@@ -105,12 +107,64 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _lock_key(path: Path) -> str:
+    st = os.stat(path)
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def _proc_locks() -> set[str] | None:
+    """Keys (``MAJ:MIN:INODE``) of files with an active flock, from /proc/locks (None if unavailable)."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    keys = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and "->" not in parts and parts[1] == "FLOCK":
+            keys.add(parts[5])
+    return keys
+
+
+_PROC_LOCKS_OK: dict[int, bool] = {}
+
+
+def _proc_locks_usable(folder: Path) -> bool:
+    """Whether /proc/locks names files of ``folder``'s filesystem as ``os.stat`` does (checked once
+    per filesystem with a lock of our own; overlay filesystems may differ)."""
+    dev = os.stat(folder).st_dev
+    if dev not in _PROC_LOCKS_OK:
+        ok = False
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".lockcheck-", dir=folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                ok = _lock_key(Path(tmp)) in (_proc_locks() or set())
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
+        except OSError:
+            ok = False
+        _PROC_LOCKS_OK[dev] = ok
+    return _PROC_LOCKS_OK[dev]
+
+
 def lock_holder(run_dir: Path) -> int | None:
     """The pid holding the run's ``train.lock`` (0 when unreadable), or None when nobody holds it.
 
-    Probes with a non-blocking ``flock`` on a read-only descriptor, so the file is never created
-    and a lock left by a dead process (the kernel frees it) reads as free."""
+    Reads /proc/locks where that works, so probing never takes the lock itself (a trainer starting
+    at that instant must not find it taken); elsewhere probes with a non-blocking ``flock`` on a
+    read-only descriptor. The file is never created, and a lock of a dead process reads as free."""
     path = Path(run_dir) / "train.lock"
+    if not path.is_file():
+        return None
+    try:
+        if _proc_locks_usable(path.parent):
+            if _lock_key(path) not in (_proc_locks() or set()):
+                return None
+            return _lock_pid(path)
+    except OSError:
+        pass
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
@@ -121,15 +175,19 @@ def lock_holder(run_dir: Path) -> int | None:
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            try:
-                data = json.loads(path.read_text(encoding="utf-8") or "{}")
-                return int(data.get("pid") or 0)
-            except (OSError, ValueError, TypeError, AttributeError):
-                return 0
+            return _lock_pid(path)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _lock_pid(path: Path) -> int:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return int(data.get("pid") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -183,7 +241,7 @@ def run_status(run_dir: Path, tail_lines: int = 30) -> RunStatus:
         state=str(status.get("state") or "idle"),
         pid=_int(status.get("pid")),
         step=_int(status.get("step")),
-        epoch=_int(status.get("epoch")),
+        epoch=_float(status.get("epoch")),
         total_steps=_int(status.get("total_steps")),
         steps_per_epoch=_int(status.get("steps_per_epoch")),
         message=str(status.get("message") or ""),
@@ -208,6 +266,11 @@ def run_status(run_dir: Path, tail_lines: int = 30) -> RunStatus:
     if st.state == "running":
         if st.pid and pid_alive(st.pid) and not (run_dir / "train.lock").exists():
             return st  # a trainer that does not use the lock file (should not happen)
+        stop_req = launcher.get("stop_requested") or {}
+        if stop_req.get("pid") == st.pid and not st.step:
+            st.state = "stopped"  # SIGTERM during start-up: there was nothing to save yet
+            st.message = STARTUP_STOP_MESSAGE
+            return st
         st.state = "failed"
         st.message = (f"The trainer (pid {st.pid}) stopped without saving a final state: it was killed or "
                       f"crashed at step {st.step}. Resume from the last saved state.")
@@ -320,6 +383,7 @@ def stop(run_dir: Path, timeout: float = 60.0, poll: float = 0.25) -> StopResult
     pid = st.pid
     if not pid or not pid_alive(pid):
         return StopResult("not running", "The trainer process is already gone.", st.step)
+    _note_stop_request(run_dir, pid)
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -337,6 +401,8 @@ def stop(run_dir: Path, timeout: float = 60.0, poll: float = 0.25) -> StopResult
                           f"The trainer did not exit within {timeout:.0f} s and was killed; no state was saved.",
                           states)
     after = run_status(run_dir)
+    if after.state == "stopped" and after.message == STARTUP_STOP_MESSAGE:
+        return StopResult("exited", after.message, after.step)
     if after.state == "stopped":
         return StopResult("saved", f"The trainer saved a state at step {after.step} and exited.", after.step)
     if after.state == "finished":
@@ -344,6 +410,18 @@ def stop(run_dir: Path, timeout: float = 60.0, poll: float = 0.25) -> StopResult
     if after.state == "failed":
         return StopResult("failed", after.message or "The trainer failed while stopping.", after.step)
     return StopResult("exited", f"The trainer exited (state {after.state}).", after.step)
+
+
+def _note_stop_request(run_dir: Path, pid: int) -> None:
+    """Remember that the user asked this pid to stop (a trainer killed by SIGTERM before it
+    installed its handler then reads as stopped, not crashed)."""
+    json_path = launcher_paths(run_dir)[0]
+    data = _read_json(json_path) or {}
+    data["stop_requested"] = {"pid": pid, "time": time.time()}
+    try:
+        atomic_write_json(json_path, data)
+    except OSError:
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:
