@@ -241,3 +241,21 @@ def test_warning_base_shapes_do_not_fit_the_preset(ws, shared):
     ok_form = preset_form(form, "v2")
     _, _, w2 = _warnings(ws, ok_form, gpus_available=0)
     assert "base" not in w2
+
+
+def test_warning_autoregressive_base_shapes_do_not_fit(tmp_path, shared):
+    """An autoregressive base trained with other sizes: Validate names the mismatch; the matching
+    preset validates clean of it."""
+    from tests.test_ar_recipe import make_ar_workspace, train
+
+    root = make_ar_workspace(tmp_path / "ws")
+    ws = Workspace.open(root)
+    run = train(root, "base", ["max_steps=2", "save_every_steps=2"])
+    base = str((run / "checkpoints" / "00000002_gpt.pth").relative_to(root))
+    form = {**default_form("autoregressive", "training/demo", preset="tiny"), "base": base, "gpus": 0}
+    _, _, w = _warnings(ws, form, gpus_available=0)
+    assert "base" not in w
+    bigger = {**form, "autoregressive.model_dim": 32, "autoregressive.layers": 3}
+    text, _, w = _warnings(ws, bigger, gpus_available=0)
+    assert w["base"].level == "error" and ("lacks" in w["base"].message or "model_dim" in w["base"].message)
+    assert "pick a base that matches" in text

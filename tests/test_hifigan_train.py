@@ -41,6 +41,8 @@ def test_tiny_training_run_on_demo(ws):
     # one validation clip saved with its reference
     wavs = sorted(p.name for p in (run / "samples" / "step_00000024").glob("*.wav"))
     assert len(wavs) == 2 and any(n.endswith("_ref.wav") for n in wavs)
+    val_stem = (ws / "training" / "demo" / "validation.txt").read_text().split("|")[0].split("/")[-1][:-4]
+    assert f"{val_stem}.wav" in wavs
     # jik876 exports at every save, with a config.json other tools read
     ck = run / "checkpoints"
     assert (ck / "g_00000012").is_file() and (ck / "g_00000024").is_file() and (ck / "do_00000024").is_file()

@@ -22,15 +22,10 @@ def load_generator_with_config(path: str | os.PathLike, config: str | os.PathLik
 
     path = Path(path)
     if path.is_dir():
-        states = sorted((path / "states").glob("step_*.pt")) or sorted(path.glob("step_*.pt"))
-        gs = sorted((p for sub in (path / "checkpoints", path) for p in sub.glob("g_*") if ckpt.step_of(p) is not None),
-                    key=ckpt.step_of)
-        if states:
-            path = states[-1]
-        elif gs:
-            path = gs[-1]
-        else:
+        found = ckpt.newest_in(path)
+        if found is None:
             raise UserError(f"{path}: no g_ file or states/step_*.pt inside")
+        path = found
     data = ckpt.torch_load(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a HiFi-GAN checkpoint")

@@ -76,6 +76,18 @@ def config_beside(path: str | Path) -> Path | None:
     return None
 
 
+def newest_in(folder: str | Path) -> Path | None:
+    """The checkpoint a folder stands for: its newest ``states/step_*.pt``, else its newest ``g_`` file."""
+    folder = Path(folder)
+    for sub in (folder / "states", folder):
+        states = sorted(sub.glob("step_*.pt"))
+        if states:
+            return states[-1]
+    gs = sorted((p for sub in (folder / "checkpoints", folder) for p in sub.glob("g_*") if step_of(p) is not None),
+                key=step_of)
+    return gs[-1] if gs else None
+
+
 def step_of(path: str | Path) -> int | None:
     m = re.search(r"(\d+)$", Path(path).name)
     return int(m.group(1)) if m else None

@@ -54,6 +54,7 @@ class HifiganRecipe(Recipe):
         self._train_cache = None
         self._base_do: dict[str, Any] | None = None
         self._tortoise_mel: nn.Module | None = None
+        self._val_names: list[str] = []
         if self.features == "files":
             self._prepare_feature_files()
         elif self.features == "tortoise_mel":
@@ -105,15 +106,10 @@ class HifiganRecipe(Recipe):
             raise UserError(f"base {base}: not found (looked at {path}); point config.base at a jik876 g_ file, "
                             "a state file or a run folder")
         if path.is_dir():
-            for sub in (path / "states", path):
-                states = sorted(sub.glob("step_*.pt"))
-                if states:
-                    return states[-1]
-            for sub in (path / "checkpoints", path):
-                gs = sorted((p for p in sub.glob("g_*") if ckpt.step_of(p) is not None), key=ckpt.step_of)
-                if gs:
-                    return gs[-1]
-            raise UserError(f"base {base}: the folder holds no states/step_*.pt and no g_ files")
+            found = ckpt.newest_in(path)
+            if found is None:
+                raise UserError(f"base {base}: the folder holds no states/step_*.pt and no g_ files")
+            return found
         return path
 
     def _load_base(self, base: Path, generator: Generator, mpd: nn.Module, msd: nn.Module) -> None:
@@ -211,6 +207,7 @@ class HifiganRecipe(Recipe):
             return HifiganDataset(build_cache([], int(self.h["sampling_rate"]), self._cache_dir(),
                                               "hifigan-validation"), None, self.seed, self.hop)
         cache = build_cache(paths, int(self.h["sampling_rate"]), self._cache_dir(), "hifigan-validation")
+        self._val_names = [Path(n).stem for n in cache.names]
         files = None
         if self.features == "files":
             files, channels = check_features([Path(n) for n in cache.names], cache, self.h["feature_suffix"], self.hop)
@@ -313,7 +310,8 @@ class HifiganRecipe(Recipe):
                     if score is not None:
                         pesqs.append(score)
                     if len(samples) < limit:
-                        samples.append(AudioSample(name=f"clip{index:03d}", wave=out, sample_rate=sr, reference=ref,
+                        name = self._val_names[index] if index < len(self._val_names) else f"clip{index:03d}"
+                        samples.append(AudioSample(name=name, wave=out, sample_rate=sr, reference=ref,
                                                    mel_image=mel_hat[0].cpu()))
                     index += 1
         finally:
