@@ -555,6 +555,12 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     refresh_btn.click(on_runs_refresh, None, [runs_df, run_pick])
 
+    def on_runs_changed(current):
+        names = [r[0] for r in runs_table(ws)]
+        return gr.update(choices=names, value=current if current in names else None)
+
+    runs_df.change(on_runs_changed, run_pick, run_pick, show_progress="hidden")
+
     def on_delete_states(run, n):
         try:
             removed = runs.delete_old_states(ws, ws.inside(run or ""), keep=int(n or 0))

@@ -22,7 +22,7 @@ from app.configure_tab import (
     yaml_preview,
 )
 from modules.config.presets import HIFIGAN_PRESETS
-from modules.config.schema import ConfigError, config_to_yaml, default_config, load_config
+from modules.config.schema import ConfigError, default_config, load_config
 from modules.errors import UserError
 from modules.workspace import Workspace, WorkspaceError
 from tests.conftest import REPO, python_env

@@ -329,3 +329,11 @@ def test_sigkilled_trainer_shows_failure_and_resumes(ui, ws):  # noqa: F811
     assert int(p["pid"]) != pid
     assert not failure.is_visible()
     assert "saved a state" in click_stop(page)
+
+    # the runs list deletes old states after a confirmation
+    assert len(runs.list_states(run)) > 1
+    choose(page, "train-run-pick", "training/demo/runs/tiny")
+    page.locator("#train-del-states").click()
+    page.locator("#train-confirm").click()
+    wait_until(page, lambda: "Removed" in page.locator("#train-runs-message").inner_text(), 20, "states removed")
+    assert len(runs.list_states(run)) == 1

@@ -372,3 +372,46 @@ def _state_config(data: dict) -> dict[str, Any] | None:
 
         cfg = yaml.safe_load(cfg)
     return cfg if isinstance(cfg, dict) else None
+
+
+def check_base(config: Any, base_path: Path) -> list[str]:
+    """Problems that stop ``base`` loading into the configured generator (the UI's Validate,
+    before a run starts): missing or extra weights and shape mismatches, with the base's own
+    ``config.json`` sizes when one sits beside it."""
+    h = hparams.resolve(hparams.get(config, "hifigan"))
+    path = Path(base_path)
+    if path.is_dir():
+        found = ckpt.newest_in(path)
+        if found is None:
+            return [f"{path.name}: the folder holds no states/step_*.pt and no g_ files"]
+        path = found
+    data = ckpt.torch_load(path)
+    if isinstance(data, dict) and "generator" in data and not _is_state(data):
+        state = ckpt.strip_prefixes(data["generator"])
+    else:
+        state = _state_models(data, path)["generator"]
+    in_channels = ckpt.in_channels_of(state) if h["features"] == "files" else int(h["num_mels"])
+    with torch.device("meta"):
+        own = Generator(**{k: h[k] for k in ("resblock", "upsample_rates", "upsample_kernel_sizes",
+                                              "upsample_initial_channel", "resblock_kernel_sizes",
+                                              "resblock_dilation_sizes")}, in_channels=in_channels).state_dict()
+    problems = []
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing:
+        problems.append(f"{path.name} lacks {len(missing)} weights of the configured generator (first: {missing[0]})")
+    if extra:
+        problems.append(f"{path.name} has {len(extra)} weights the configured generator lacks (first: {extra[0]})")
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{len(shapes)} weights differ in shape, e.g. {k} is {tuple(state[k].shape)} in {path.name} "
+                        f"but {tuple(own[k].shape)} in this config")
+    cfg = ckpt.config_beside(path)
+    if problems and cfg is not None:
+        theirs = hparams.from_jik876(ckpt.read_config(cfg))
+        diffs = [f"{k}: {theirs[k]}" for k in ("resblock", "upsample_rates", "upsample_initial_channel",
+                                                "resblock_kernel_sizes") if theirs.get(k) != h[k]]
+        if diffs:
+            problems.append(f"its {cfg.name} says {'; '.join(diffs)}")
+    return problems
