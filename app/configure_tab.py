@@ -340,10 +340,9 @@ def saved_config_choices(ws: Workspace) -> list[str]:
 def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     """Create the tab's widgets inside the current ``gr.Tab``."""
     import gradio as gr
+    from gradio.context import Context
 
     from app.common import describe_exception, error, ok, relative_to_root
-
-    from gradio.context import Context
 
     ws = workspace
     tab = Context.block if isinstance(Context.block, gr.Tab) else None

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 REFRESH_S = 2.0
 STOP_TIMEOUT_S = 120.0
 SAMPLE_SLOTS = 6
+PLOT_POINTS = 1000  # per series: a 1400 px wide plot shows no more, and the browser redraws fast
 CONSOLE_LINES = 12  # fewer than the box shows, so wrapped lines still leave the newest in view
 LATEST = "latest"
 FRESH = ""
@@ -259,10 +260,9 @@ def _rel(ws: Workspace, p: Path) -> str:
 def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     """Create the tab's widgets inside the current ``gr.Tab``."""
     import gradio as gr
+    from gradio.context import Context
 
     from app.common import describe_exception, error, info, ok
-
-    from gradio.context import Context
 
     ws = workspace
     configs = config_choices(ws)
@@ -379,7 +379,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         series_up = gr.update()
         if plot_key != cache_out.get("plot_key"):
             cache_out["plot_key"] = plot_key
-            frames = runs.metric_frames(reader, x=x or "step", smoothing=float(smooth or 0),
+            frames = runs.metric_frames(reader, x=x or "step", smoothing=float(smooth or 0), max_points=PLOT_POINTS,
                                         steps_per_epoch=st.steps_per_epoch)
             names = list(dict.fromkeys(frames["loss"]["series"]))
             known = cache_out.get("series") or []
@@ -400,8 +400,11 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         try_ups = [gr.update(), gr.update()]
         if rchoices != cache_out.get("resume"):
             cache_out["resume"] = rchoices
+            # only reset the value when the pick is gone: the input may be stale (a pick made
+            # while this refresh ran must survive it)
             values = [v for _, v in rchoices]
-            resume_up = gr.update(choices=rchoices, value=resume_value if resume_value in values else FRESH)
+            resume_up = (gr.update(choices=rchoices) if resume_value in values
+                         else gr.update(choices=rchoices, value=FRESH))
             ck = checkpoint_choices(ws, run_dir)  # new states come with new exported checkpoints
             try_ups[0] = gr.update(choices=ck, value=ck[0][1] if ck else None)
             if not cache_out.get("clips_for") == str(run_dir):
@@ -413,8 +416,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         schoices = sample_step_choices(run_dir)
         if schoices != cache_out.get("sample_steps"):
             cache_out["sample_steps"] = schoices
-            step_up = gr.update(choices=schoices,
-                                value=step_choice if step_choice in [v for _, v in schoices] else LATEST)
+            step_up = (gr.update(choices=schoices) if step_choice in [v for _, v in schoices]
+                       else gr.update(choices=schoices, value=LATEST))
         else:
             step_up = gr.update()
         # the runs list follows state changes and new states of the watched run
@@ -456,7 +459,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     def on_config(label, x, smooth, step_choice, resume_value, shown, cache_in):
         cache_in = {}  # another run: everything is new
-        return refresh(label, x, smooth, LATEST, FRESH, [], cache_in)
+        return refresh(label, x, smooth, None, None, [], cache_in)  # None: reset the resume and step picks
 
     config.input(on_config, refresh_inputs, live_outputs)
 
