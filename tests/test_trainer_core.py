@@ -301,6 +301,35 @@ def test_sigterm_saves_and_exits_zero_then_resume_matches(ws):
     assert_same_models(final_models(straight), final_models(run), exact=True)
 
 
+def test_sigterm_while_building_exits_zero_as_stopped(ws):
+    """A stop while models are still being built: no kill, status says stopped, nothing saved."""
+    _, path = make_config(ws, "early")
+    run = ws.root / "training" / "toy" / "runs" / "early"
+    proc = subprocess.Popen(cli(ws, "train", str(path), "--recipe", "tests.trainer_toy:SlowBuildToyRecipe"),
+                            cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and proc.poll() is None:
+            st = read_status(run)
+            if st and st.get("message") == "building models":
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the trainer exited before it was building"
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    status = read_status(run)
+    assert status["state"] == "stopped" and "nothing to save" in status["message"], status
+    assert status["pid"] == proc.pid and status["step"] == 0
+    assert "train items" not in out, "the build was interrupted, not finished first"
+    assert list_states(run) == [] and not (run / "checkpoints").exists()
+    assert lock_holder(run) is None
+
+
 def test_two_process_gloo_equals_one_process(ws):
     _, one = train(ws, "one", "batch_size=8", "max_steps=6", recipe=QuietToyRecipe)
     _, path = make_config(ws, "two", "batch_size=4", "max_steps=6")

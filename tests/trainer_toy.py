@@ -127,6 +127,16 @@ class SlowToyRecipe(ToyRecipe):
         return super().train_step(batch, models, ctx)
 
 
+class SlowBuildToyRecipe(ToyRecipe):
+    """Takes long to build its models (like loading a big base model), so a test can stop it then."""
+
+    build_seconds = 30.0
+
+    def build_models(self) -> dict[str, nn.Module]:
+        time.sleep(self.build_seconds)
+        return super().build_models()
+
+
 class NanToyRecipe(ToyRecipe):
     """The loss turns NaN at optimizer step 5."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -276,6 +277,11 @@ class AutoregressiveRecipe(Recipe):
     def validation_dataset(self) -> Dataset:
         # conditioning comes from the training clips: the voice, never the validation clip itself
         self._val_dataset = self._dataset("validation.txt", "train.txt")
+        if len(self._val_dataset) and int(_get(self.config, "validation_samples", 4)):
+            # load the vocoder now: a wrong autoregressive.vocoder stops the run before step 1, not at validation
+            vocoder = self.vocoder()
+            if os.environ.get("RANK", "0") == "0":
+                print(f"validation samples: rendered with {vocoder.describe()}", flush=True)
         return self._val_dataset
 
     def collate_fn(self) -> Callable | None:
@@ -346,7 +352,8 @@ class AutoregressiveRecipe(Recipe):
                 from modules.autoregressive.vocoding import HifiganVocoder
 
                 p = Path(path).expanduser()
-                self._vocoder = HifiganVocoder(p if p.is_absolute() else self.workspace_root / p, self.device)
+                self._vocoder = HifiganVocoder(p if p.is_absolute() else self.workspace_root / p, self.device,
+                                               setting="autoregressive.vocoder")
             else:
                 from modules.autoregressive.vocoding import GriffinLimVocoder
 

@@ -30,6 +30,10 @@ class GriffinLimVocoder:
             n_fft=N_FFT, win_length=N_FFT, hop_length=HOP, power=2.0, n_iter=n_iter)
         self.sample_rate = SAMPLE_RATE
 
+    def describe(self) -> str:
+        """What renders the audio, for the console and train.log."""
+        return "Griffin-Lim (no HiFi-GAN configured)"
+
     @torch.no_grad()
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         power_mel = torch.exp(mel.detach().float().cpu().reshape(N_MELS, -1) * self.mel_norms)
@@ -40,21 +44,54 @@ class GriffinLimVocoder:
 
 
 class HifiganVocoder:
-    """A HiFi-GAN trained by this project with ``features: tortoise_mel``."""
+    """A HiFi-GAN trained by this project with ``features: tortoise_mel``.
 
-    def __init__(self, path: str | os.PathLike, device: torch.device | str = "cpu"):
+    The DVAE decodes to tortoise's normalised log mel; a HiFi-GAN trained on jik876's plain mel
+    (another scale, norm and log) would turn it into noise, so such a run is refused here rather
+    than producing samples that sound broken for no visible reason.
+    """
+
+    def __init__(self, path: str | os.PathLike, device: torch.device | str = "cpu", setting: str = "--vocoder"):
         from modules.hifigan import load_generator_with_config
+        from modules.hifigan.checkpoint import newest_in
 
-        self.generator, h = load_generator_with_config(Path(path), None, str(device))
-        if h.get("features") not in (None, "tortoise_mel") or int(h.get("in_channels", N_MELS)) != N_MELS:
-            raise UserError(f"{path}: this HiFi-GAN was trained on {h.get('features')} features; autoregressive "
-                            "samples need one trained with hifigan.features: tortoise_mel (or leave "
-                            "autoregressive.vocoder empty for Griffin-Lim)")
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{setting} {path}: not found; give a HiFi-GAN run folder, its states/step_*.pt or "
+                            f"a checkpoints/g_XXXXXXXX file (trained with hifigan.features: tortoise_mel)")
+        self.path = (newest_in(path) or path) if path.is_dir() else path  # the file actually used, for the log
+        self.generator, h = load_generator_with_config(self.path, None, str(device))
+        features = h.get("features") or "mel"
+        problem = None
+        if features != "tortoise_mel":
+            problem = f"it was trained with hifigan.features: {features}"
+        elif int(h.get("in_channels", N_MELS)) != N_MELS:
+            problem = f"its generator takes {h.get('in_channels')} input channels, not tortoise's {N_MELS} mel bins"
+        elif int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE:
+            problem = f"it was trained at {h.get('sampling_rate')} Hz, not tortoise's {SAMPLE_RATE} Hz"
+        elif _hop(h) != HOP:
+            problem = f"its generator upsamples by {_hop(h)}, not tortoise's hop of {HOP}"
+        if problem:
+            raise UserError(f"{setting} {path}: {problem}. Autoregressive samples are tortoise mels, which need a "
+                            "HiFi-GAN trained with hifigan.features: tortoise_mel (plain mels are another mel "
+                            f"space); train one, or leave {setting} empty to use Griffin-Lim")
         self.generator.eval()
         self.sample_rate = int(h.get("sampling_rate", SAMPLE_RATE))
         self.device = torch.device(device)
+
+    def describe(self) -> str:
+        """What renders the audio, for the console and train.log."""
+        return f"HiFi-GAN {self.path}"
 
     @torch.no_grad()
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         x = mel.detach().float().reshape(1, N_MELS, -1).to(self.device)
         return self.generator(x).float().reshape(-1).clamp(-1, 1).cpu()
+
+
+def _hop(h: dict) -> int:
+    rates = h.get("upsample_rates") or []
+    out = 1
+    for r in rates:
+        out *= int(r)
+    return out

@@ -402,6 +402,9 @@ def _check_consistency(c: TrainConfig) -> None:
         if h.features == "mel" and prod != h.hop_size:
             raise ConfigError(f"hifigan.upsample_rates: their product {prod} must equal hifigan.hop_size "
                               f"{h.hop_size}")
+        if h.features == "tortoise_mel" and (prod != 256 or h.sampling_rate != 22050):
+            raise ConfigError(f"hifigan.features: tortoise_mel needs hifigan.sampling_rate 22050 and upsample_rates "
+                              f"multiplying to 256 (tortoise's mel), not {h.sampling_rate} Hz and {prod}")
         if h.segment_size % h.hop_size:
             raise ConfigError(f"hifigan.segment_size: {h.segment_size} must be a multiple of hop_size {h.hop_size}")
         if h.win_size > h.n_fft:

@@ -45,6 +45,11 @@ class HifiganRecipe(Recipe):
         if self.features in ("mel", "tortoise_mel") and self.hop != int(self.h["hop_size"]):
             raise UserError(f"the generator upsamples by {self.hop} (product of hifigan.upsample_rates) but "
                             f"hifigan.hop_size is {self.h['hop_size']}; make them equal")
+        if self.features == "tortoise_mel" and (self.hop != 256 or int(self.h["sampling_rate"]) != 22050):
+            # tortoise's mel is fixed (22,050 Hz, hop 256): anything else misaligns frames and audio
+            raise UserError(f"hifigan.features: tortoise_mel needs hifigan.sampling_rate 22050 and upsample_rates "
+                            f"multiplying to 256 (tortoise's mel); this config has {self.h['sampling_rate']} Hz and "
+                            f"{self.hop}")
         if int(self.h["segment_size"]) % self.hop:
             raise UserError(f"hifigan.segment_size {self.h['segment_size']} must be a multiple of the hop "
                             f"({self.hop}); try {int(self.h['segment_size']) // self.hop * self.hop or self.hop}")

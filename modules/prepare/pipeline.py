@@ -284,14 +284,11 @@ def _voice_lock(training: Path, name: str) -> Iterator[None]:
 
 def _refuse_if_training(dataset_dir: Path) -> None:
     """Replacing a dataset under a running trainer would pull its files away: refuse instead."""
+    from modules.trainer.runfolder import lock_holder
+
     for lock in sorted(dataset_dir.glob("runs/*/train.lock")):
-        try:
-            with open(lock, "r") as fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UserError(f"{lock.parent}: a training run is using this dataset; stop it before preparing again") from exc
-        except OSError:
-            continue
+        if lock_holder(lock.parent) is not None:
+            raise UserError(f"{lock.parent}: a training run is using this dataset; stop it before preparing again")
 
 
 def _carry_over(old: Path, new: Path) -> None:

@@ -8,13 +8,11 @@ UI (or a second browser tab) sees exactly what a trainer is doing.
 """
 
 from modules.runs.discovery import (
-    StateInfo,
     config_label,
     list_base_models,
     list_checkpoints,
     list_configs,
     list_runs,
-    list_states,
     read_config_yaml,
     run_dir_for_config,
     run_summary,
@@ -40,6 +38,7 @@ from modules.runs.process import (
 )
 from modules.runs.samples import list_sample_steps, sample_clips
 from modules.runs.tensorboard import start_tensorboard, stop_all_tensorboards
+from modules.trainer.runfolder import StateInfo, list_states
 
 __all__ = [
     "StateInfo", "config_label", "list_base_models", "list_checkpoints", "list_configs", "list_runs",

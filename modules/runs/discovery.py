@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from modules.errors import UserError
+# the state list is the trainer's own (torch-free) run-folder code; re-exported here for the UI
+from modules.trainer.runfolder import StateInfo, list_states  # noqa: F401
 from modules.workspace import Workspace
 
-_STATE_RE = re.compile(r"^step_(\d{8,})\.pt$")
 _G_RE = re.compile(r"^g_(\d+)$")
 _GPT_RE = re.compile(r"^(\d+)_gpt\.pth$")
 # interchange checkpoint files a base-model dropdown offers, by model type
@@ -70,59 +68,6 @@ def _run_mtime(run: Path) -> float:
         if f.exists():
             return f.stat().st_mtime
     return run.stat().st_mtime
-
-
-@dataclass(frozen=True)
-class StateInfo:
-    """One saved training state, described by its small sidecar JSON."""
-
-    path: Path
-    step: int
-    epoch: float | None = None
-    time: float | None = None
-    train_loss: float | None = None
-    val_loss: float | None = None
-
-    def label(self) -> str:
-        """A one-line description for the resume dropdown."""
-        parts = [f"step {self.step}"]
-        if self.epoch is not None:
-            parts.append(f"epoch {self.epoch:.4g}")
-        if self.val_loss is not None:
-            parts.append(f"val loss {self.val_loss:.4g}")
-        elif self.train_loss is not None:
-            parts.append(f"train loss {self.train_loss:.4g}")
-        if self.time:
-            parts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(self.time)))
-        return " · ".join(parts)
-
-
-def list_states(run_dir: Path) -> list[StateInfo]:
-    """The run's ``states/step_*.pt`` newest first, read from their sidecars (never the big files)."""
-    states_dir = Path(run_dir) / "states"
-    if not states_dir.is_dir():
-        return []
-    out = []
-    for pt in states_dir.iterdir():
-        m = _STATE_RE.match(pt.name)
-        if not m:
-            continue
-        info: dict[str, Any] = {}
-        sidecar = pt.with_suffix(".json")
-        if sidecar.is_file():
-            try:
-                info = json.loads(sidecar.read_text(encoding="utf-8")) or {}
-            except (OSError, json.JSONDecodeError):
-                info = {}
-        out.append(StateInfo(
-            path=pt,
-            step=int(info.get("step", int(m.group(1)))),
-            epoch=_opt_float(info.get("epoch")),
-            time=_opt_float(info.get("time")) or pt.stat().st_mtime,
-            train_loss=_opt_float(info.get("train_loss")),
-            val_loss=_opt_float(info.get("val_loss")),
-        ))
-    return sorted(out, key=lambda s: s.step, reverse=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -217,9 +162,3 @@ def _rel(ws: Workspace, p: Path) -> str:
     except ValueError:
         return str(p)
 
-
-def _opt_float(v: Any) -> float | None:
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None

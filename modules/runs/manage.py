@@ -29,7 +29,7 @@ def _refuse_if_active(run_dir: Path, what: str) -> None:
 
 def delete_old_states(ws: Workspace, run_dir: Path, keep: int = 1) -> list[Path]:
     """Remove all but the newest ``keep`` states (``.pt`` and sidecar); returns what was removed."""
-    from modules.runs.discovery import list_states
+    from modules.trainer.runfolder import list_states
 
     run_dir = _checked_run_dir(ws, run_dir)
     _refuse_if_active(run_dir, "delete states")

@@ -9,14 +9,11 @@ before the trainer has a chance to take the lock).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,11 +22,13 @@ from typing import Any
 
 from modules.errors import UserError
 from modules.fileutil import atomic_write_json
+from modules.trainer import runfolder
+from modules.trainer.runfolder import STARTUP_STOP_MESSAGE
+from modules.trainer.runfolder import proc_locks_usable as _proc_locks_usable  # noqa: F401 (tests check the mode)
 from modules.workspace import REPO_ROOT, Workspace
 
 LAUNCHER_DIR = ".launcher"  # beside the run folders: the trainer may rename a run folder (--fresh)
 ACTIVE_STATES = ("starting", "running")
-STARTUP_STOP_MESSAGE = "Stopped during start-up, before the first training step: there was nothing to save."
 # children this process launched, so they are reaped (a zombie would look alive) and exit codes known
 _CHILDREN: dict[int, tuple[subprocess.Popen, Path]] = {}
 _LAUNCH_LOCK = threading.Lock()
@@ -107,86 +106,16 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def _lock_key(path: Path) -> str:
-    st = os.stat(path)
-    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-
-
-def _proc_locks() -> set[str] | None:
-    """Keys (``MAJ:MIN:INODE``) of files with an active flock, from /proc/locks (None if unavailable)."""
-    try:
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    keys = set()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and "->" not in parts and parts[1] == "FLOCK":
-            keys.add(parts[5])
-    return keys
-
-
-_PROC_LOCKS_OK: dict[int, bool] = {}
-
-
-def _proc_locks_usable(folder: Path) -> bool:
-    """Whether /proc/locks names files of ``folder``'s filesystem as ``os.stat`` does (checked once
-    per filesystem with a lock of our own; overlay filesystems may differ)."""
-    dev = os.stat(folder).st_dev
-    if dev not in _PROC_LOCKS_OK:
-        ok = False
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".lockcheck-", dir=folder)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                ok = _lock_key(Path(tmp)) in (_proc_locks() or set())
-            finally:
-                os.close(fd)
-                os.unlink(tmp)
-        except OSError:
-            ok = False
-        _PROC_LOCKS_OK[dev] = ok
-    return _PROC_LOCKS_OK[dev]
-
-
 def lock_holder(run_dir: Path) -> int | None:
-    """The pid holding the run's ``train.lock`` (0 when unreadable), or None when nobody holds it.
-
-    Reads /proc/locks where that works, so probing never takes the lock itself (a trainer starting
-    at that instant must not find it taken); elsewhere probes with a non-blocking ``flock`` on a
-    read-only descriptor. The file is never created, and a lock of a dead process reads as free."""
-    path = Path(run_dir) / "train.lock"
-    if not path.is_file():
+    """The pid holding the run's ``train.lock`` (0 when the lock file is unreadable), or None when
+    nobody holds it; ``modules.trainer.runfolder.lock_holder`` does the probing (it never takes
+    the lock itself where /proc/locks works)."""
+    info = runfolder.lock_holder(run_dir)
+    if info is None:
         return None
     try:
-        if _proc_locks_usable(path.parent):
-            if _lock_key(path) not in (_proc_locks() or set()):
-                return None
-            return _lock_pid(path)
-    except OSError:
-        pass
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            return _lock_pid(path)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _lock_pid(path: Path) -> int:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-        return int(data.get("pid") or 0)
-    except (OSError, ValueError, TypeError, AttributeError):
+        return int(info.get("pid") or 0)
+    except (TypeError, ValueError):
         return 0
 
 
@@ -278,6 +207,10 @@ def run_status(run_dir: Path, tail_lines: int = 30) -> RunStatus:
         return st
     if launched_pid and launched_at and not status_is_newer:
         code = launcher.get("returncode")
+        if (launcher.get("stop_requested") or {}).get("pid") == launched_pid:
+            # stopped before it held the lock (so before it wrote any status): nothing to save
+            st.state, st.pid, st.message = "stopped", launched_pid, STARTUP_STOP_MESSAGE
+            return st
         st.state = "failed" if code not in (0, None) or not status else st.state
         if st.state == "failed":
             st.message = ("The trainer exited before it started training"
@@ -314,7 +247,7 @@ def launch(ws: Workspace, config_path: str | os.PathLike, resume: str | None = N
     ``resume``: None/"" to start fresh, "latest", or a state path inside the workspace. Starting
     fresh on a run that has states passes ``--fresh``: the trainer keeps the old folder under a
     new name (``RUN-YYYYmmdd-HHMMSS``) instead of refusing."""
-    from modules.runs.discovery import list_states, run_dir_for_config
+    from modules.runs.discovery import run_dir_for_config
 
     config_path = ws.inside(config_path)
     if not config_path.is_file():
@@ -326,7 +259,7 @@ def launch(ws: Workspace, config_path: str | os.PathLike, resume: str | None = N
             raise UserError(f"{resume}: state file not found; pick a state from the resume list")
         resume = str(resume_path)
     extra = list(extra or [])
-    if not resume and list_states(run_dir) and "--fresh" not in extra:
+    if not resume and runfolder.list_states(run_dir) and "--fresh" not in extra:
         extra.append("--fresh")
     cmd = build_train_command(ws, config_path, resume, gpus, python, extra)
     with _LAUNCH_LOCK:  # two browser tabs pressing Start at once must not both launch
@@ -440,9 +373,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _latest_state_step(run_dir: Path) -> int | None:
-    from modules.runs.discovery import list_states
-
-    states = list_states(run_dir)
+    states = runfolder.list_states(run_dir)
     return states[0].step if states else None
 
 

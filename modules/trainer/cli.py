@@ -13,7 +13,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,6 +46,21 @@ def _config_path(value: str, workspace: Any) -> Path:
 
 
 def run(args: argparse.Namespace, workspace: Any) -> int:
+    from modules.trainer.signals import StartupStop, StopRequest
+
+    # a stop request while torch loads and the config is read: exit 0 at once (nothing to save);
+    # the trainer installs its own handler before it builds anything
+    try:
+        with StopRequest(at_startup=True):
+            start = _set_up(args, workspace)
+    except StartupStop as exc:
+        print(f"{exc.signal_name} received during start-up: stopped, nothing to save", file=sys.stderr)
+        return 0
+    return start()
+
+
+def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
+    """Read the config and import the trainer; returns what runs the training (and its exit code)."""
     from modules.config.schema import apply_overrides, load_config
     from modules.errors import UserError
     from modules.trainer import distributed as D
@@ -72,7 +87,7 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
         from modules.trainer.runfolder import run_dir_for
 
         status = run_dir_for(workspace.inside(config.dataset), path, config.run_name) / "status.json"
-        return D.run_under_torchrun(gpus, module_args, status)
+        return lambda: D.run_under_torchrun(gpus, module_args, status)
     import os
 
     if D.under_torchrun() and int(os.environ.get("WORLD_SIZE", "1")) != max(1, gpus) and args.gpus is not None:
@@ -88,4 +103,4 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
     command = shlex.join([sys.executable, "-m", "modules", *sys.argv[1:]]) if not D.under_torchrun() else None
     trainer = Trainer(config, workspace, path, resume=args.resume, force=args.force, fresh=args.fresh,
                       recipe_cls=recipe_cls, gpus=gpus, command=command)
-    return trainer.run()
+    return trainer.run

@@ -54,9 +54,17 @@ from modules.fileutil import atomic_torch_save, atomic_write_json, atomic_write_
 from modules.trainer import distributed as D
 from modules.trainer.metrics import MetricsLog, StatusFile, Tee, TensorBoard
 from modules.trainer.recipe import Recipe, StepContext, ValidationResult
-from modules.trainer.runfolder import RunLock, RunPaths, list_states, run_dir_for, state_name
+from modules.trainer.runfolder import (
+    STARTUP_STOP_MESSAGE,
+    RunLock,
+    RunPaths,
+    list_states,
+    lock_holder,
+    run_dir_for,
+    state_name,
+)
 from modules.trainer.schedules import lr_factor, total_steps
-from modules.trainer.signals import StopRequest
+from modules.trainer.signals import StartupStop, StopRequest
 from modules.trainer.state import capture_rng, resolve_resume, restore_rng, save_state
 
 EXIT_OK = 0
@@ -291,9 +299,7 @@ class Trainer:
         if not self.main:
             return
         if self.fresh and self.resume is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            from modules.trainer.runfolder import lock_holder
-
-            if lock_holder(self.run_dir):
+            if lock_holder(self.run_dir) is not None:
                 raise UserError(f"{self.run_dir}: a trainer is running there; stop it before starting fresh")
             moved = self.run_dir.with_name(f"{self.run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
             self.run_dir.rename(moved)
@@ -561,13 +567,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
-        """Train; returns the process exit code."""
-        self.device = D.pick_device(self.info, self.gpus)
-        D.init_process_group(self.info, self.device)
-        self._t0 = time.time()
+        """Train; returns the process exit code.
+
+        The stop handler goes in first: a SIGTERM while models and data are built exits 0
+        with ``status.json`` saying stopped (nothing to save), instead of killing the process."""
+        stop = StopRequest(at_startup=False)
         try:
-            self._prepare_run_dir()
-            return self._run()
+            with stop:
+                return self._run_guarded(stop)
+        except StartupStop as exc:  # the instant before the guarded section: nothing opened yet
+            return self._stopped_at_startup(exc.signal_name)
+
+    def _run_guarded(self, stop: StopRequest) -> int:
+        try:
+            try:
+                self._t0 = time.time()
+                self.device = D.pick_device(self.info, self.gpus)
+                D.init_process_group(self.info, self.device)
+                self._t0 = time.time()
+                self._prepare_run_dir()
+                return self._run(stop)
+            finally:
+                stop.defer()  # failure handling and clean-up below are not interrupted by a signal
+        except StartupStop as exc:
+            return self._stopped_at_startup(exc.signal_name)
         except UserError as exc:
             self._fail(str(exc))
             raise
@@ -584,6 +607,20 @@ class Trainer:
             raise
         finally:
             self._close()
+
+    def _stopped_at_startup(self, signal_name: str) -> int:
+        """Stopped before the first step: record it when this process owns the run folder
+        (holds the lock; before that another trainer may own it), exit 0."""
+        self.log(f"{signal_name} received during start-up: stopped, nothing to save")
+        if self.main and getattr(self, "lock", None) is not None and self.lock.fd is not None:
+            if self.status is None:
+                self._open_status()
+            self.status.update(state="stopped", message=STARTUP_STOP_MESSAGE, signal=signal_name, step=self.step)
+        return EXIT_OK
+
+    def _open_status(self) -> None:
+        self.status = StatusFile(self.paths.status, world_size=self.info.world_size, run=str(self.run_dir),
+                                 config=str(self.config_path or ""), last_state=None)
 
     def _fail(self, message: str) -> None:
         if self.main and self.status is not None and self.status.data.get("state") == "running":
@@ -603,11 +640,10 @@ class Trainer:
             self.lock.release()
         D.destroy_process_group()
 
-    def _run(self) -> int:
+    def _run(self, stop: StopRequest) -> int:
         c = self.config
         if self.main:
-            self.status = StatusFile(self.paths.status, world_size=self.info.world_size, run=str(self.run_dir),
-                                     config=str(self.config_path or ""), last_state=None)
+            self._open_status()
             self.status.update(message="building models")
         self._build()
         self._load_state()
@@ -638,17 +674,17 @@ class Trainer:
         self.ctx = CoreStepContext(self)
         if self._resume_rng is not None:
             restore_rng(self._resume_rng)  # last, so nothing in the set-up shifts the streams
-        with StopRequest() as stop:
-            try:
-                outcome = self._loop(stop)
-            except NonFiniteError as exc:
-                return self._nonfinite(exc)
-            except torch.OutOfMemoryError:
-                return self._oom()
-            except RuntimeError as exc:
-                if "can't allocate memory" in str(exc) or "out of memory" in str(exc):
-                    return self._oom()  # the CPU allocator's and some backends' wording
-                raise
+        stop.defer()  # training begins: a signal now finishes the step and saves a state
+        try:
+            outcome = self._loop(stop)
+        except NonFiniteError as exc:
+            return self._nonfinite(exc)
+        except torch.OutOfMemoryError:
+            return self._oom()
+        except RuntimeError as exc:
+            if "can't allocate memory" in str(exc) or "out of memory" in str(exc):
+                return self._oom()  # the CPU allocator's and some backends' wording
+            raise
         if self.main:
             self.status.update(state=outcome, message=outcome if outcome == "finished" else
                                f"stopped by {stop.signal_name or 'a signal'} at step {self.step}",

@@ -94,9 +94,9 @@ def run_dir_for(dataset_dir: Path, config_path: Path | None, run_name: str | Non
     return Path(dataset_dir) / "runs" / check_name(name, "run")
 
 
-@dataclass
+@dataclass(frozen=True)
 class StateInfo:
-    """One saved state as listed from its sidecar (no torch load)."""
+    """One saved state as listed from its sidecar (never the big ``.pt`` file)."""
 
     path: Path
     step: int
@@ -106,41 +106,63 @@ class StateInfo:
     val_loss: float | None = None
 
     def label(self) -> str:
+        """A one-line description for the resume dropdown: step, epoch, loss, time."""
         parts = [f"step {self.step}"]
         if self.epoch is not None:
-            parts.append(f"epoch {self.epoch}")
+            parts.append(f"epoch {self.epoch:.4g}")
         if self.val_loss is not None:
-            parts.append(f"val {self.val_loss:.4g}")
+            parts.append(f"val loss {self.val_loss:.4g}")
         elif self.train_loss is not None:
-            parts.append(f"loss {self.train_loss:.4g}")
+            parts.append(f"train loss {self.train_loss:.4g}")
         if self.time:
             parts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(self.time)))
-        return ", ".join(parts)
+        return " · ".join(parts)
 
 
 def list_states(run_dir: str | os.PathLike) -> list[StateInfo]:
-    """States of a run, newest (highest step) first; sidecar values when present."""
+    """The run's ``states/step_*.pt``, newest (highest step) first, described by their sidecars.
+
+    The step comes from the file name (what ``state_file`` names); sidecar values are
+    coerced to floats (a missing, torn or odd sidecar leaves them None) and the time
+    falls back to the file's mtime. A state pruned while listing is skipped."""
     states_dir = Path(run_dir) / "states"
-    out = []
     if not states_dir.is_dir():
-        return out
-    for p in states_dir.iterdir():
-        m = STATE_RE.match(p.name)
+        return []
+    out = []
+    for pt in states_dir.iterdir():
+        m = STATE_RE.match(pt.name)
         if not m:
             continue
-        info = StateInfo(path=p, step=int(m.group(1)))
-        side = p.with_suffix(".json")
-        try:
-            data = json.loads(side.read_text(encoding="utf-8"))
-            info.epoch = data.get("epoch")
-            info.time = data.get("time")
-            info.train_loss = data.get("train_loss")
-            info.val_loss = data.get("val_loss")
-        except (OSError, ValueError):
-            pass
-        out.append(info)
+        side = _read_sidecar(pt.with_suffix(".json"))
+        when = _opt_float(side.get("time"))
+        if not when:
+            try:
+                when = pt.stat().st_mtime
+            except OSError:
+                continue  # pruned by the trainer just now
+        out.append(StateInfo(path=pt, step=int(m.group(1)), epoch=_opt_float(side.get("epoch")), time=when,
+                             train_loss=_opt_float(side.get("train_loss")), val_loss=_opt_float(side.get("val_loss"))))
     out.sort(key=lambda s: s.step, reverse=True)
     return out
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _opt_float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# status.json ``message`` of a trainer stopped before its first step; the UI reports it as is
+STARTUP_STOP_MESSAGE = "Stopped during start-up, before the first training step: there was nothing to save."
 
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -151,11 +173,78 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+# --- who holds train.lock -----------------------------------------------------------------------
+
+def _lock_key(path: Path) -> str:
+    """How /proc/locks names a file: ``MAJOR:MINOR:INODE`` (hex device numbers)."""
+    st = os.stat(path)
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def _proc_locks() -> set[str] | None:
+    """Keys of files with an active (granted, not waiting) flock, from /proc/locks; None if unavailable."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    keys = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and "->" not in parts and parts[1] == "FLOCK":
+            keys.add(parts[5])
+    return keys
+
+
+_PROC_LOCKS_OK: dict[int, bool] = {}
+
+
+def proc_locks_usable(folder: str | os.PathLike) -> bool:
+    """Whether /proc/locks names files of ``folder``'s filesystem as ``os.stat`` does.
+
+    Checked once per filesystem with a lock of our own on a temp file (overlay
+    filesystems may report other device numbers); False where /proc/locks is missing."""
+    import fcntl
+    import tempfile
+
+    dev = os.stat(folder).st_dev
+    if dev not in _PROC_LOCKS_OK:
+        ok = False
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".lockcheck-", dir=folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                ok = _lock_key(Path(tmp)) in (_proc_locks() or set())
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
+        except OSError:
+            ok = False
+        _PROC_LOCKS_OK[dev] = ok
+    return _PROC_LOCKS_OK[dev]
+
+
 def lock_holder(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The lock's JSON (pid, started, ...) when a live trainer holds ``train.lock``, else None."""
+    """The lock's JSON (pid, started, ...; ``{}`` when unreadable) while a live process holds
+    the run's ``train.lock``, else None.
+
+    Reads /proc/locks where that works, so probing never takes the lock itself: a
+    trainer starting at that instant must not find it taken. Elsewhere it probes with a
+    non-blocking shared ``flock`` (two probes never collide with each other). The file
+    is never created, and the lock of a dead process reads as free (the kernel drops it)."""
+    path = Path(run_dir) / "train.lock"
+    if not path.is_file():
+        return None
+    try:
+        if proc_locks_usable(path.parent):
+            return _lock_info(path) if _lock_key(path) in (_proc_locks() or set()) else None
+    except OSError:
+        pass
+    return _flock_probe(path)
+
+
+def _flock_probe(path: Path) -> dict[str, Any] | None:
     import fcntl
 
-    path = Path(run_dir) / "train.lock"
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -165,15 +254,20 @@ def lock_holder(run_dir: str | os.PathLike) -> dict[str, Any] | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                try:
-                    return json.loads(path.read_text(encoding="utf-8") or "{}")
-                except (OSError, ValueError):
-                    return {}
+                return _lock_info(path)
             raise
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _lock_info(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class RunLock:
