@@ -202,3 +202,25 @@ def test_interrupted_swap_is_recovered(demo_workspace):
     assert (ws.training / "demo" / "configs" / "c.yaml").is_file()
     assert (ws.training / "demo" / "train.txt").is_file()
     assert not (ws.training / ".replaced-demo-deadbeef").exists() and not stale.exists()
+
+
+def test_refused_while_a_trainer_holds_a_run_lock_of_the_dataset(workspace):
+    """Replacing a dataset under a running trainer is refused; a stale train.lock file is not a trainer."""
+    from modules.trainer.runfolder import RunLock
+
+    ws = Workspace.open(workspace)
+    voice = ws.voices / "v"
+    voice.mkdir()
+    sf.write(str(voice / "a.wav"), _speech(1.0, 22050), 22050)
+    (voice / "a.txt").write_text("a tone")
+    run = ws.training / "v" / "runs" / "r"
+    lock = RunLock(run / "train.lock")
+    lock.acquire({"pid": 4242})
+    try:
+        with pytest.raises(UserError, match="a training run is using this dataset"):
+            prepare_voice(ws, "v", NONE)
+    finally:
+        lock.release()
+    assert (run / "train.lock").is_file()  # left behind, but nobody holds it
+    result = prepare_voice(ws, "v", NONE)
+    assert result.clips == 1 and (result.dataset_dir / "runs" / "r" / "train.lock").is_file()

@@ -449,6 +449,18 @@ def test_stop_during_start_up_reads_as_stopped(tmp_path, cleanup):
     assert run_status(run).state == "stopped"
 
 
+def test_stop_before_the_trainer_wrote_anything_reads_as_stopped(tmp_path, cleanup):
+    """Stopped while Python was still importing (no lock, no status.json yet): stopped, not failed."""
+    run = tmp_path / "run"
+    res = spawn_detached(run, [sys.executable, "-c", "import time; time.sleep(60)"])
+    cleanup.append(res.pid)
+    assert run_status(run).state == "starting"
+    result = stop(run, timeout=20)
+    assert result.outcome == "exited" and "nothing to save" in result.message
+    st = run_status(run)
+    assert st.state == "stopped" and not (run / "status.json").exists()
+
+
 def test_lock_probe_does_not_take_the_lock(tmp_path):
     """A UI probing the lock in a loop must never make a starting trainer find the lock taken.
 

@@ -247,6 +247,25 @@ def test_second_trainer_on_a_locked_run_is_refused(ws):
         lock.release()
 
 
+@pytest.mark.parametrize("proc_locks", [True, False], ids=["proc-locks", "flock-fallback"])
+def test_lock_probe_both_ways(tmp_path, monkeypatch, proc_locks):
+    """The one lock probe: /proc/locks on Linux, a shared-flock probe where that is unusable."""
+    from modules.runs.process import lock_holder as holder_pid
+    from modules.trainer import runfolder
+
+    if not proc_locks:
+        monkeypatch.setattr(runfolder, "proc_locks_usable", lambda folder: False)
+    run = tmp_path / "run"
+    assert lock_holder(run) is None and holder_pid(run) is None
+    lock = RunLock(run / "train.lock")
+    lock.acquire({"pid": 4242, "started": 1.0})
+    try:
+        assert lock_holder(run) == {"pid": 4242, "started": 1.0} and holder_pid(run) == 4242
+    finally:
+        lock.release()
+    assert (run / "train.lock").is_file() and lock_holder(run) is None and holder_pid(run) is None
+
+
 def test_fresh_keeps_the_old_run_folder(ws):
     train(ws, "again", "max_steps=2")
     rc, run = train(ws, "again", "max_steps=2", fresh=True)

@@ -3,7 +3,8 @@
 The run folder is ``DATASET/runs/<config file stem>/`` (or ``run_name``).
 ``--gpus N`` > 1 runs the same command under torchrun (one process per GPU;
 gloo processes on a machine without GPUs) and waits for it. Exit codes: 0 finished or
-stopped by SIGTERM/SIGINT (a state is saved), 2 bad input, 3 non-finite loss,
+stopped by SIGTERM/SIGINT (a state is saved;
+during start-up there is nothing to save), 2 bad input, 3 non-finite loss,
 4 out of memory, 1 anything else.
 """
 

@@ -21,7 +21,8 @@ How a run goes (all ranks run the same code; rank 0 alone writes files):
    ``no_sync`` except on the last micro-batch of an accumulation window.
 4. after each optimizer step: scheduler step, log every ``log_every_steps``,
    validate (unwrapped models, eval mode, forked RNG) and save when due, then
-   stop on SIGTERM/SIGINT (after saving) or at the end.
+   stop on SIGTERM/SIGINT (after saving) or at the end. A signal before the
+   first step (while building) exits 0 at once with status ``stopped``.
 
 Optional recipe attributes read here: ``main_loss`` (train value shown in
 state lists, default "loss"), ``main_metric`` (validation, default "loss"),
@@ -571,7 +572,7 @@ class Trainer:
 
         The stop handler goes in first: a SIGTERM while models and data are built exits 0
         with ``status.json`` saying stopped (nothing to save), instead of killing the process."""
-        stop = StopRequest(at_startup=False)
+        stop = StopRequest(at_startup=True)
         try:
             with stop:
                 return self._run_guarded(stop)
