@@ -191,6 +191,8 @@ def test_changed_config_is_refused_unless_forced(ws):
     with pytest.raises(UserError) as err:
         train(ws, "cfg", "max_steps=6", "learning_rate=0.02", "batch_size=4", resume="latest")
     assert "learning_rate" in str(err.value) and "batch_size" in str(err.value) and "--force" in str(err.value)
+    log = (ws.root / "training" / "toy" / "runs" / "cfg" / "train.log").read_text()
+    assert f"error: {err.value}\n" in log, "the refusal must reach the run's train.log (the Run tab's console)"
     rc, run = train(ws, "cfg", "max_steps=6", "learning_rate=0.02", resume="latest", force=True)
     assert rc == 0 and list_states(run)[0].step == 6
     rc, _ = train(ws, "cfg", "max_steps=8", "learning_rate=0.02", "epochs=50", "save_every_steps=2",
@@ -243,6 +245,7 @@ def test_second_trainer_on_a_locked_run_is_refused(ws):
         assert lock_holder(run)["pid"] == 4242
         with pytest.raises(UserError, match="another trainer .pid 4242"):
             Trainer(c, ws, path, recipe_cls=ToyRecipe).run()
+        assert not (run / "train.log").exists(), "the refused trainer must not write into the running one's log"
     finally:
         lock.release()
 

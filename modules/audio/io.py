@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from modules.fileutil import atomic_replace
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff")
 
@@ -62,12 +63,6 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, su
     data = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
     if data.ndim == 2:
         data = data.T
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format=(path.suffix.lstrip(".") or "wav").upper())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path, "wb") as fh:
+        sf.write(fh, data, sample_rate, subtype=subtype, format=(path.suffix.lstrip(".") or "wav").upper())
     return path

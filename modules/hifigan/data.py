@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from modules.errors import UserError
-from modules.fileutil import atomic_write_json
+from modules.fileutil import atomic_replace, atomic_write_json
 
 MAX_WAV_VALUE = 32768.0
 CACHE_VERSION = 1
@@ -92,8 +91,7 @@ def build_cache(paths: Sequence[Path], sample_rate: int, cache_dir: Path, tag: s
             for old in cache_dir.glob(f"{tag}-*"):
                 old.unlink(missing_ok=True)  # a stale cache of an earlier dataset version
             lengths, names = [], []
-            tmp = data_path.with_name(".tmp-" + data_path.name)
-            with open(tmp, "wb") as fh:
+            with atomic_replace(data_path, "wb") as fh:
                 for p in paths:
                     try:
                         wave, _ = read_audio(p, sample_rate=sample_rate)
@@ -103,9 +101,6 @@ def build_cache(paths: Sequence[Path], sample_rate: int, cache_dir: Path, tag: s
                     fh.write(pcm.tobytes())
                     lengths.append(len(pcm))
                     names.append(str(p))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, data_path)
             atomic_write_json(index_path, {"version": CACHE_VERSION, "sample_rate": sample_rate,
                                            "names": names, "lengths": lengths})
         fcntl.flock(lock, fcntl.LOCK_UN)

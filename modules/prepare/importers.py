@@ -7,13 +7,13 @@ LJSpeech ``metadata.csv`` (``id|text[|normalized]``). Files are never modified.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.audio.io import AUDIO_EXTENSIONS
 from modules.errors import UserError
+from modules.fileutil import file_digest
 from modules.workspace import Workspace, WorkspaceError
 
 SIDE_TRANSCRIPT_EXTENSIONS = (".txt", ".lab")
@@ -158,14 +158,6 @@ def scan_voice(voice_dir: Path) -> VoiceScan:
     return scan
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_upload_name(name: str) -> str:
     """The base name of an upload, refusing names that are empty or hidden."""
     base = Path(str(name).replace("\\", "/")).name.strip()
@@ -199,7 +191,7 @@ def import_files(workspace: Workspace, voice: str, files: list[Path]) -> list[Pa
         dest = voice_dir / base
         n = 0
         while dest.exists():
-            if dest.is_file() and _file_digest(dest) == _file_digest(src):
+            if dest.is_file() and file_digest(dest) == file_digest(src):
                 break
             n += 1
             dest = voice_dir / f"{Path(base).stem}_{n}{Path(base).suffix}"

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from modules.errors import UserError
-from modules.fileutil import atomic_write_json
+from modules.fileutil import atomic_write_json, file_digest
 
 WHISPER_RATE = 16000
 CACHE_VERSION = 1
@@ -291,12 +291,6 @@ def describe_model(backend: str, model: str, workspace_root: Path | None = None)
     return model
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class TranscriptCache:

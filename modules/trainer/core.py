@@ -594,6 +594,7 @@ class Trainer:
             return self._stopped_at_startup(exc.signal_name)
         except UserError as exc:
             self._fail(str(exc))
+            self._log_error(str(exc))
             raise
         except BaseException as exc:
             if isinstance(exc, (SystemExit, KeyboardInterrupt)):
@@ -626,6 +627,28 @@ class Trainer:
     def _fail(self, message: str) -> None:
         if self.main and self.status is not None and self.status.data.get("state") == "running":
             self.status.update(state="failed", message=message)
+
+    def _log_error(self, message: str) -> None:
+        """Append the CLI's one-line ``error: ...`` to ``train.log`` (rank 0, run folder present).
+
+        The CLI prints UserErrors after the console tee is gone, so without this the Run tab's
+        log tail and anyone reading the log would never see why the run stopped."""
+        run_dir = getattr(self, "run_dir", None)
+        if not self.main or run_dir is None or not Path(run_dir).is_dir():
+            return
+        owns_lock = getattr(self, "lock", None) is not None and self.lock.fd is not None
+        if not owns_lock and lock_holder(run_dir) is not None:
+            return  # another trainer runs there: its log is not ours to write
+        line = f"error: {message}\n"
+        try:
+            if self._log_fh is not None:
+                self._log_fh.write(line)
+                self._log_fh.flush()
+            else:
+                with open(self.paths.log, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+        except OSError:
+            pass  # the log is a convenience; the error still reaches status.json and the console
 
     def _close(self) -> None:
         if self.tb is not None:
