@@ -228,6 +228,22 @@ def speak_text(ws: Workspace, checkpoint: str, clip: str, text: str) -> Path:
     return out
 
 
+# series a model's runs start with unticked: HiFi-GAN's total ``loss`` (~100, mostly mel L1 x 45)
+# squashes every other curve to a flat line; the user can tick it back
+DEFAULT_HIDDEN_SERIES: dict[str, frozenset[str]] = {"hifigan": frozenset({"loss"})}
+
+
+def series_selection(names: list[str], known: list[str], shown: list[str] | None, model: str | None) -> list[str]:
+    """The loss series to tick when the run's series list changes (``names``, in plot order).
+
+    A series the user ticks stays ticked and one they unticked (``known`` but not ``shown``)
+    stays hidden; a series new to the list is ticked unless the model hides it by default
+    (``DEFAULT_HIDDEN_SERIES``)."""
+    shown_set, known_set = set(shown or []), set(known or [])
+    default_hidden = DEFAULT_HIDDEN_SERIES.get(model or "", frozenset())
+    return [n for n in names if n in shown_set or (n not in known_set and n not in default_hidden)]
+
+
 def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
     """A long frame for a LinePlot with the x column named ``x``; None when empty.
 
@@ -383,9 +399,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                         steps_per_epoch=st.steps_per_epoch)
             names = list(dict.fromkeys(frames["loss"]["series"]))
             known = cache_out.get("series") or []
-            if names != known:  # new series are shown; ones the user hid stay hidden
-                hidden = set(known) - set(shown or [])
-                shown = [n for n in names if n not in hidden]
+            if names != known:  # new series are shown (but a model's default-hidden ones); hidden stay hidden
+                shown = series_selection(names, known, shown, run_model(run_dir))
                 cache_out["series"] = names
                 series_up = gr.update(choices=names, value=shown)
             loss = frames["loss"]

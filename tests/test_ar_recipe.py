@@ -264,3 +264,107 @@ def test_new_tokenizer_resizes_the_text_embedding(ar_root, scratch_run, capsys):
     assert model.text_embedding.weight.shape[0] == vocab + 1 == model.text_head.weight.shape[0]
     base = torch.load(scratch_run / "checkpoints" / "00000040_gpt.pth", weights_only=True)
     assert torch.allclose(model.mel_embedding.weight, base["mel_embedding.weight"], atol=0.05)  # the rest came from the base
+
+
+def _codes_files(root: Path) -> list[Path]:
+    return sorted((root / "training/demo/cache").glob("ar-codes-*.pt"))
+
+
+def test_dvae_codes_are_cached_per_dataset_content_and_dvae(tmp_path, shared, monkeypatch):
+    """Codes are computed once per (audio content, DVAE): a rebuild reuses them without the DVAE;
+    new DVAE weights or re-prepared audio (same name and length) compute fresh ones."""
+    from modules.audio.io import read_audio, write_wav
+    from modules.autoregressive.checkpoint import save_dvae
+    from modules.autoregressive.dvae import DiscreteVAE
+    from modules.autoregressive.recipe import AutoregressiveRecipe
+
+    root = make_ar_workspace(tmp_path / "ws", n_train=3, n_val=1)
+    cfg, _ = tiny_config(root, "codes", [])
+
+    def codes() -> list[torch.Tensor]:
+        ds = AutoregressiveRecipe(cfg, root / "training/demo", torch.device("cpu"), root).train_dataset()
+        return [ds[i]["codes"] for i in range(len(ds))]
+
+    def refuse(self, mel):
+        raise AssertionError("the DVAE ran although its codes were cached")
+
+    first = codes()
+    files = _codes_files(root)
+    assert len(files) == 1 and len(first) == 3
+    with monkeypatch.context() as m:
+        m.setattr(DiscreteVAE, "get_codebook_indices", refuse)
+        again = codes()
+    assert _codes_files(root) == files
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+    # other DVAE weights under the same file name and size
+    dvae_path = root / "models/tortoise/dvae.pth"
+    old_size = dvae_path.stat().st_size
+    torch.manual_seed(7)
+    save_dvae(DiscreteVAE(channels=80, codebook_dim=32, hidden_dim=32, num_layers=2, num_resnet_blocks=1,
+                          num_tokens=64), dvae_path)
+    assert dvae_path.stat().st_size == old_size
+    codes()
+    after_dvae = _codes_files(root)
+    assert len(after_dvae) == 2
+
+    # the first clip re-prepared: same name, same length, other samples
+    wav = root / "training/demo" / (root / "training/demo/train.txt").read_text().split("|", 1)[0]
+    wave, sr = read_audio(wav)
+    write_wav(wav, np.ascontiguousarray(wave[::-1]), sr)
+    assert read_audio(wav)[0].shape == wave.shape
+    changed = codes()
+    assert len(_codes_files(root)) == 3
+    assert len(changed[0]) == len(first[0]) and not torch.equal(changed[0], again[0])
+
+
+def test_codes_key_follows_samples_not_names(tmp_path, shared):
+    """Two audio caches with the same clip names and lengths but other samples get other keys."""
+    from modules.audio.tortoise_mel import TortoiseMel
+    from modules.autoregressive.data import codes_key
+    from modules.hifigan.data import AudioCache
+
+    dvae = tmp_path / "dvae.pth"
+    dvae.write_bytes(b"weights")
+    mel = TortoiseMel(SHARED / "compat/tortoise/mel_norms.pth")
+    offsets = np.array([0, 3, 5], dtype=np.int64)
+    a = AudioCache(np.array([1, 2, 3, 4, 5], dtype=np.int16), offsets, ["/x/a.wav", "/x/b.wav"], 22050)
+    b = AudioCache(np.array([1, 2, 3, 4, 6], dtype=np.int16), offsets, ["/x/a.wav", "/x/b.wav"], 22050)
+    same = AudioCache(np.array([1, 2, 3, 4, 5], dtype=np.int16), offsets.copy(), ["/x/a.wav", "/x/b.wav"], 22050)
+    assert codes_key(a, mel, dvae) == codes_key(same, mel, dvae)
+    assert codes_key(a, mel, dvae) != codes_key(b, mel, dvae)
+    before = codes_key(a, mel, dvae)
+    dvae.write_bytes(b"weightz")  # same name and size, other bytes
+    assert codes_key(a, mel, dvae) != before
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_run_on_the_cpu(ar_root, precision):
+    """A 2-step run under CPU autocast (fp16 adds the gradient scaler) exits 0 with finite losses."""
+    run = train(ar_root, f"precision_{precision}", ["max_steps=2", f"precision={precision}"])
+    train_recs = [r for r in records(run) if not r.get("validation")]
+    assert train_recs and train_recs[-1]["step"] == 2
+    for r in train_recs:
+        assert np.isfinite(r["text_ce"]) and np.isfinite(r["mel_ce"]), r
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+def test_optimizer_8bit_is_refused_without_cuda_or_bitsandbytes(ar_root, monkeypatch):
+    """8-bit AdamW needs CUDA and bitsandbytes: the run stops with a UserError naming the key."""
+    from modules.autoregressive.recipe import AutoregressiveRecipe
+    from modules.errors import UserError
+    from modules.trainer.core import Trainer
+    from modules.workspace import Workspace
+
+    cfg, path = tiny_config(ar_root, "adam8", ["max_steps=2", "autoregressive.optimizer_8bit=true"])
+    with pytest.raises(UserError, match="optimizer_8bit needs a CUDA GPU"):
+        Trainer(cfg, Workspace.open(ar_root), config_path=path).run()
+    assert not list((ar_root / "training/demo/runs/adam8").glob("states/*.pt"))
+
+    # on a CUDA device but without the package (simulated as not installed): the install hint
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    recipe = AutoregressiveRecipe(cfg, ar_root / "training/demo", torch.device("cpu"), ar_root)
+    params = recipe.optimizer_params(recipe.build_models())["gpt"]
+    recipe.device = torch.device("cuda")
+    with pytest.raises(UserError, match="needs the bitsandbytes package"):
+        recipe.build_optimizer("gpt", params)

@@ -42,6 +42,11 @@ def voc_run(ws) -> Path:
 
 
 @pytest.fixture(scope="module")
+def plain_run(ws) -> Path:
+    return _hifigan_run(ws, "plain", "mel")
+
+
+@pytest.fixture(scope="module")
 def ar_run(ws, voc_run) -> Path:
     return train_ar(ws, "with_voc", ["max_steps=2", "validate_every_steps=2", f"autoregressive.vocoder={RUNS}/voc"])
 
@@ -100,11 +105,11 @@ def test_synthesize_with_the_hifigan_run(ws, ar_run, voc_run):
     assert len(wave) % 1024 == 0
 
 
-def test_a_plain_mel_vocoder_is_refused(ws, ar_run, capsys):
+def test_a_plain_mel_vocoder_is_refused(ws, ar_run, plain_run, capsys):
     from modules.autoregressive.vocoding import HifiganVocoder
     from modules.cli import main
 
-    plain = _hifigan_run(ws, "plain", "mel")
+    plain = plain_run
     for path in (plain, plain / "checkpoints" / "g_00000002"):
         with pytest.raises(UserError, match="trained with hifigan.features: mel\\.") as err:
             HifiganVocoder(path)
@@ -130,3 +135,22 @@ def test_tortoise_mel_hifigan_must_match_tortoise_rate_and_hop(ws):
             config_from_dict(raw)
         with pytest.raises(UserError, match="tortoise_mel needs hifigan.sampling_rate 22050"):
             HifiganRecipe(raw, ws / "training/demo", torch.device("cpu"), ws)  # a config built without the schema
+
+
+def test_validate_flags_a_plain_mel_vocoder_before_the_run(ws, voc_run, plain_run):
+    """The UI's Validate / ``config check`` read the vocoder's features from its config, no generator built."""
+    from modules.config.plan import plan_run
+    from test_ar_recipe import tiny_config as tiny_ar_config
+
+    def vocoder_errors(path: str) -> list:
+        cfg, _ = tiny_ar_config(ws, "check_voc", [f"autoregressive.vocoder={path}"])
+        return [w for w in plan_run(cfg, ws, gpus_available=0).warnings if w.key == "autoregressive.vocoder"]
+
+    for path in (f"{RUNS}/plain", f"{RUNS}/plain/states/step_00000002.pt", f"{RUNS}/plain/checkpoints/g_00000002"):
+        found = vocoder_errors(path)
+        assert len(found) == 1 and found[0].level == "error", (path, found)
+        assert "hifigan.features: mel." in found[0].message and "tortoise_mel" in found[0].fix, found[0]
+    for path in (f"{RUNS}/voc", f"{RUNS}/voc/states/step_00000002.pt", f"{RUNS}/voc/checkpoints/g_00000002"):
+        assert vocoder_errors(path) == [], path
+    missing = vocoder_errors(f"{RUNS}/nowhere")
+    assert len(missing) == 1 and missing[0].level == "error" and "does not exist" in missing[0].message

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -77,14 +76,11 @@ def test_faster_whisper_demo_voice_wer_and_cache(demo_workspace, tiny_en):
 
     # --skip-existing: every transcription comes from the cache and the model is never loaded
     messages: list[str] = []
-    started = time.perf_counter()
     again = prepare_voice(ws, "demo", PrepareOptions(**{**options.to_dict(), "skip_existing": True}),
                           log=messages.append)
-    elapsed = time.perf_counter() - started
     assert sum("cached transcription reused" in m for m in messages) == 30
     assert not any(m.startswith("loading") for m in messages)
     assert (again.dataset_dir / "train.txt").read_text() == (result.dataset_dir / "train.txt").read_text()
-    assert elapsed < 10  # bound generous for a shared machine; transcription itself takes ~20 s
 
 
 def test_models_whisper_folder_is_searched_first(workspace, tiny_en):

@@ -14,6 +14,8 @@ from app.train_tab import (
     resolve_sample_step,
     resume_choices,
     run_dir_of,
+    run_model,
+    series_selection,
     status_html,
 )
 from modules.runs import RunStatus
@@ -69,6 +71,28 @@ def test_plot_frames_never_empty_and_x_renamed():
     frame = pd.DataFrame({"epoch": [0.5, 1.0], "value": [1.0, 0.5], "series": ["mel_l1", "mel_l1"]})
     out = plot_frame(frame, "epoch")
     assert list(out.columns) == ["x", "value", "series"] and list(out["x"]) == [0.5, 1.0]
+
+
+def test_hifigan_runs_start_with_the_total_loss_unticked(workspace):
+    """HiFi-GAN's total loss (~100) would flatten the other curves: unticked by default, but a user's
+    tick is kept; other models, other losses and validation series start ticked."""
+    ws = Workspace.open(workspace)
+    run = _run(ws)
+    (run / "config.yaml").write_text("model: hifigan\ndataset: training/demo\n")
+    names = ["loss", "gen_adv", "mel_l1", "disc", "val_mel_l1 (validation)"]
+    model = run_model(run)
+    assert model == "hifigan"
+    first = series_selection(names, [], [], model)
+    assert first == ["gen_adv", "mel_l1", "disc", "val_mel_l1 (validation)"]
+    # the user ticks loss back and hides disc: a new series appearing later keeps both choices
+    user = ["loss", "gen_adv", "mel_l1", "val_mel_l1 (validation)"]
+    later = series_selection([*names, "feature"], names, user, model)
+    assert later == ["loss", "gen_adv", "mel_l1", "val_mel_l1 (validation)", "feature"]
+    # a reconnect (nothing known) keeps the user's tick on loss
+    assert "loss" in series_selection(names, [], user, model)
+    # autoregressive runs (and unknown ones) show everything new, loss included
+    assert series_selection(["loss", "text_ce", "mel_ce"], [], [], "autoregressive") == ["loss", "text_ce", "mel_ce"]
+    assert series_selection(["loss"], [], None, None) == ["loss"]
 
 
 def test_sample_step_and_dataset_clips(workspace):

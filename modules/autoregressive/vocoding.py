@@ -61,20 +61,9 @@ class HifiganVocoder:
                             f"a checkpoints/g_XXXXXXXX file (trained with hifigan.features: tortoise_mel)")
         self.path = (newest_in(path) or path) if path.is_dir() else path  # the file actually used, for the log
         self.generator, h = load_generator_with_config(self.path, None, str(device))
-        features = h.get("features") or "mel"
-        problem = None
-        if features != "tortoise_mel":
-            problem = f"it was trained with hifigan.features: {features}"
-        elif int(h.get("in_channels", N_MELS)) != N_MELS:
-            problem = f"its generator takes {h.get('in_channels')} input channels, not tortoise's {N_MELS} mel bins"
-        elif int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE:
-            problem = f"it was trained at {h.get('sampling_rate')} Hz, not tortoise's {SAMPLE_RATE} Hz"
-        elif _hop(h) != HOP:
-            problem = f"its generator upsamples by {_hop(h)}, not tortoise's hop of {HOP}"
+        problem = _mismatch(h)
         if problem:
-            raise UserError(f"{setting} {path}: {problem}. Autoregressive samples are tortoise mels, which need a "
-                            "HiFi-GAN trained with hifigan.features: tortoise_mel (plain mels are another mel "
-                            f"space); train one, or leave {setting} empty to use Griffin-Lim")
+            raise UserError(f"{setting} {path}: {problem}. {_why(setting)}")
         self.generator.eval()
         self.sample_rate = int(h.get("sampling_rate", SAMPLE_RATE))
         self.device = torch.device(device)
@@ -87,6 +76,68 @@ class HifiganVocoder:
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         x = mel.detach().float().reshape(1, N_MELS, -1).to(self.device)
         return self.generator(x).float().reshape(-1).clamp(-1, 1).cpu()
+
+
+def _mismatch(h: dict) -> str | None:
+    """Why a HiFi-GAN with hyperparameters ``h`` cannot render tortoise mels (None when it can)."""
+    features = h.get("features") or "mel"
+    channels = h.get("in_channels", h.get("num_mels", N_MELS))
+    if features != "tortoise_mel":
+        return f"it was trained with hifigan.features: {features}"
+    if int(channels) != N_MELS:
+        return f"its generator takes {channels} input channels, not tortoise's {N_MELS} mel bins"
+    if int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE:
+        return f"it was trained at {h.get('sampling_rate')} Hz, not tortoise's {SAMPLE_RATE} Hz"
+    if _hop(h) != HOP:
+        return f"its generator upsamples by {_hop(h)}, not tortoise's hop of {HOP}"
+    return None
+
+
+def _why(setting: str) -> str:
+    return ("Autoregressive samples are tortoise mels, which need a HiFi-GAN trained with hifigan.features: "
+            f"tortoise_mel (plain mels are another mel space); train one, or leave {setting} empty to use "
+            "Griffin-Lim")
+
+
+def vocoder_hparams(path: str | os.PathLike) -> tuple[Path, dict]:
+    """``(checkpoint file, jik876-style hyperparameters)`` of a HiFi-GAN vocoder, read from its
+    ``config.json`` or the state's saved config, without building the generator (cheap: a
+    state is memory-mapped, its weights are never read). Raises UserError when unreadable."""
+    from modules.hifigan import checkpoint as ckpt
+    from modules.hifigan import hparams
+    from modules.hifigan.recipe import _is_state, _state_config
+
+    path = Path(path)
+    if path.is_dir():
+        found = ckpt.newest_in(path)
+        if found is None:
+            raise UserError(f"{path}: no g_ file or states/step_*.pt inside")
+        path = found
+    if not path.is_file():
+        raise UserError(f"{path}: not found")
+    data = None
+    if path.suffix == ".pt":  # a training state of ours (a g_ file has no suffix)
+        try:
+            data = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        except Exception:  # noqa: BLE001 - not a zip-format file: the ordinary (full) load
+            data = ckpt.torch_load(path)
+    if isinstance(data, dict) and _is_state(data):
+        cfg = _state_config(data) or {}
+        return path, hparams.resolve(cfg.get("hifigan"))
+    cfg_path = ckpt.config_beside(path)
+    # a jik876 g_ file without its config.json is a plain-mel generator (jik876 knows no other)
+    return path, hparams.from_jik876(ckpt.read_config(cfg_path) if cfg_path else {})
+
+
+def check_vocoder(config: object, path: Path) -> list[str]:
+    """Problems that make ``autoregressive.vocoder`` refuse at the start of a run, found before it
+    (the UI's Validate and ``config check``; registered in modules.config.plan.VOCODER_CHECKERS)."""
+    try:
+        file, h = vocoder_hparams(path)
+    except UserError as exc:
+        return [str(exc)]
+    problem = _mismatch(h)
+    return [f"vocoder {file}: {problem}. {_why('autoregressive.vocoder')}"] if problem else []
 
 
 def _hop(h: dict) -> int:

@@ -27,6 +27,12 @@ BASE_CHECKERS: dict[str, str] = {
     "autoregressive": "modules.autoregressive.recipe:check_base",
 }
 
+# model -> "module:function" taking (config, vocoder_path) and returning a list of problems (strings)
+# that make the configured sample vocoder refuse at the start of a run. Same lazy rules as BASE_CHECKERS.
+VOCODER_CHECKERS: dict[str, str] = {
+    "autoregressive": "modules.autoregressive.vocoding:check_vocoder",
+}
+
 
 @dataclass
 class PlanWarning:
@@ -271,8 +277,8 @@ def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
                                "to the base's sizes", "error"))
 
 
-def _load_checker(model: str) -> Callable | None:
-    spec = BASE_CHECKERS.get(model)
+def _load_checker(model: str, registry: dict[str, str] | None = None) -> Callable | None:
+    spec = (BASE_CHECKERS if registry is None else registry).get(model)
     if not spec:
         return None
     mod_name, fn_name = spec.split(":")
@@ -337,7 +343,10 @@ def _autoregressive_warnings(c: TrainConfig, root: Path, dataset_dir: Path, out:
         p = _resolve(root, a.vocoder)
         if p is None or not p.exists():
             out.append(PlanWarning("autoregressive.vocoder", f"vocoder {a.vocoder} does not exist.",
-                                   "pick a HiFi-GAN checkpoint trained with features: tortoise_mel, or null"))
+                                   "pick a HiFi-GAN checkpoint trained with features: tortoise_mel, or null",
+                                   "error"))  # the run refuses it before step 1
+        else:
+            _vocoder_warnings(c, p, out)
     rate, _ = _wav_stats(dataset_dir, _list_files(dataset_dir / "train.txt")[:1], 0)
     if rate and rate != 22050:
         out.append(PlanWarning("dataset", f"the dataset audio is {rate} Hz; tortoise works at 22050 Hz.",
@@ -345,3 +354,20 @@ def _autoregressive_warnings(c: TrainConfig, root: Path, dataset_dir: Path, out:
     if a.optimizer_8bit and c.gpus == 0:
         out.append(PlanWarning("autoregressive.optimizer_8bit", "8-bit AdamW needs a GPU.",
                                "set autoregressive.optimizer_8bit: false"))
+
+
+def _vocoder_warnings(c: TrainConfig, path: Path, out: list[PlanWarning]) -> None:
+    """The registered checker's problems with ``autoregressive.vocoder`` (errors: the run refuses it)."""
+    checker = _load_checker(c.model, VOCODER_CHECKERS)
+    if checker is None:
+        return
+    try:
+        problems = checker(c, path)
+    except Exception as exc:  # noqa: BLE001 - a checker failure is a warning, not a crash of Validate
+        out.append(PlanWarning("autoregressive.vocoder", f"could not inspect the vocoder {path}: {exc}",
+                               "check that it is a HiFi-GAN run folder, state or g_ file"))
+        return
+    for p in problems or []:
+        out.append(PlanWarning("autoregressive.vocoder", str(p),
+                               "set autoregressive.vocoder to a HiFi-GAN trained with hifigan.features: tortoise_mel "
+                               "(train one on this dataset), or to null for Griffin-Lim samples", "error"))
