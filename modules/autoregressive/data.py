@@ -16,7 +16,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from torch.utils.data import Dataset
 from modules.audio.tortoise_mel import SAMPLE_RATE, crop_or_pad
 from modules.errors import UserError
 from modules.fileutil import atomic_torch_save, file_digest
+
+if TYPE_CHECKING:
+    from modules.hifigan.data import AudioCache
 
 log = logging.getLogger("voicetune.autoregressive")
 CODES_VERSION = 1
@@ -64,7 +67,7 @@ def read_lines(dataset_dir: Path, list_name: str) -> list[Line]:
     return out
 
 
-def codes_key(cache, mel: torch.nn.Module, dvae_path: Path) -> str:
+def codes_key(cache: AudioCache, mel: torch.nn.Module, dvae_path: Path) -> str:
     """Cache key of the DVAE codes: the DVAE file's bytes, the mel norms, and each clip's name,
     length and decoded samples.
 
