@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ WHISPER_RATE = 16000
 CACHE_VERSION = 1
 _FW_URL = "https://huggingface.co/Systran/faster-whisper-{name}"
 _CT2_FILES = "model.bin, config.json, tokenizer.json and vocabulary.txt/json"
+# openai-whisper downloads with urllib and no timeout: a network that never answers would hang
+# prepare forever. Any single connect/read stalling this long fails the download instead.
+DOWNLOAD_TIMEOUT_S = 30.0
+_TIMEOUT_ENV = "VOICETUNE_DOWNLOAD_TIMEOUT"
 
 
 @dataclass
@@ -95,6 +100,47 @@ def _offline() -> Iterator[None]:
             os.environ.pop("HF_HUB_OFFLINE", None)
         else:
             os.environ["HF_HUB_OFFLINE"] = before
+
+
+def download_timeout() -> float:
+    """Seconds a download connection may stall (``VOICETUNE_DOWNLOAD_TIMEOUT`` overrides the default)."""
+    raw = os.environ.get(_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DOWNLOAD_TIMEOUT_S
+    except ValueError:
+        raise UserError(f"{_TIMEOUT_ENV}={raw!r} is not a number of seconds; unset it or set e.g. 30") from None
+    return value if value > 0 else DOWNLOAD_TIMEOUT_S
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Give sockets opened meanwhile (urllib's, in whisper's downloader) a stall timeout, then restore."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
+def _probe_hub() -> None:
+    """Fail fast when the Hugging Face endpoint does not answer.
+
+    huggingface_hub lists a repo's files with no timeout, so a network that drops traffic would
+    hang prepare forever; any HTTP answer (even an error status) means downloads can be tried."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    url = constants.ENDPOINT.rstrip("/") + "/"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=download_timeout()).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as exc:  # URLError, refused, timed out, bad URL
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"{url} did not answer ({reason})") from exc
 
 
 def _language_arg(language: str) -> str | None:
@@ -190,6 +236,7 @@ class FasterWhisperTranscriber(Transcriber):
             except Exception:
                 if local_only or offline_mode():
                     raise
+                _probe_hub()
                 self.model = WhisperModel(ref, device=self.device, compute_type=compute_type, cpu_threads=threads)
         except Exception as exc:
             where = (workspace_root / "models" / "whisper" / model_name) if workspace_root else Path("models/whisper") / model_name
@@ -241,7 +288,8 @@ class OpenAIWhisperTranscriber(Transcriber):
                     workspace_root / "models" / "whisper"
                 if not (root / f"{model}.pt").is_file() and offline_mode():
                     raise ConnectionError("HF_HUB_OFFLINE=1: downloads are off")
-                self.model = whisper.load_model(model, device=self.device, download_root=str(root))
+                with _socket_timeout(download_timeout()):
+                    self.model = whisper.load_model(model, device=self.device, download_root=str(root))
             else:
                 raise UserError(f"whisper model {model!r}: no such file (looked in models/whisper/{model}.pt and "
                                 f"{Path(model)}) and not a model name ({', '.join(whisper.available_models())})")
