@@ -95,7 +95,10 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
 
 def _report(plan: Any, strict: bool) -> int:
     print(plan.summary())
-    if strict and not plan.ok:
-        print("the config has errors (see above)", file=sys.stderr)
-        return 1
+    if not plan.ok:
+        if strict:
+            print("the config has errors (see above)", file=sys.stderr)
+            return 1
+        print("the file is written, but a run cannot start until the errors above are fixed "
+              "(--strict makes this exit non-zero)", file=sys.stderr)
     return 0
