@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,17 +174,46 @@ def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, s
     return out
 
 
-def _try_inputs(ws: Workspace, checkpoint: str, clip: str) -> tuple[Path, Path, Path]:
-    """(checkpoint, clip, output folder): the checkpoint inside the workspace, the clip a dataset
-    clip (inside) or an upload (Gradio's temp folder), the output under ``RUN/try_it/``."""
-    ckpt = ws.inside(checkpoint)
-    src = Path(clip)
-    if not src.is_absolute() or ws.root in src.resolve().parents:
-        src = ws.inside(clip)
-    if not src.is_file():
+def upload_root() -> Path:
+    """Gradio's upload/cache folder: the only place outside the workspace a clip may come from."""
+    base = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    return Path(base).expanduser().resolve()
+
+
+def resolve_clip(ws: Workspace, clip: str) -> Path:
+    """A Try-it clip as a file: an upload (absolute, under ``upload_root()``) or a path inside the
+    workspace (relative to it or absolute). Anything else is refused with a UserError."""
+    src = Path(str(clip)).expanduser()
+    uploads = upload_root()
+    if src.is_absolute() and uploads in src.resolve().parents:
+        path = src.resolve()
+    else:
+        try:
+            path = ws.inside(src)
+        except ValueError:  # WorkspaceError: the path leaves the workspace
+            raise UserError(f"{clip}: refused, a clip must be a dataset clip, a file inside the workspace "
+                            f"{ws.root} or an upload") from None
+    if not path.is_file():
         raise UserError(f"{clip}: clip not found")
+    return path
+
+
+def _clip_list(clips: str | list[str] | None) -> list[str]:
+    if not clips:
+        return []
+    return [clips] if isinstance(clips, (str, os.PathLike)) else [c for c in clips if c]
+
+
+def _try_inputs(ws: Workspace, checkpoint: str, clips: str | list[str]) -> tuple[Path, list[Path], Path]:
+    """(checkpoint, clips, output folder): the checkpoint inside the workspace, each clip a dataset
+    clip / workspace file or an upload (``resolve_clip``), the output under ``RUN/try_it/``."""
+    ckpt = ws.inside(checkpoint)
+    names = _clip_list(clips)
+    if not names:
+        raise UserError("pick a dataset clip or upload one")
+    srcs = [resolve_clip(ws, c) for c in names]
     run_dir = ckpt.parent.parent  # RUN/checkpoints/FILE or RUN/states/FILE
-    return ckpt, src, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
+    return ckpt, srcs, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def run_model(run_dir: Path | None) -> str | None:
@@ -199,30 +230,45 @@ def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
     """Resynthesise one clip with a run's HiFi-GAN checkpoint through ``python -m modules vocode``'s code."""
     from modules.hifigan import vocode
 
-    ckpt, src, out_dir = _try_inputs(ws, checkpoint, clip)
-    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(src)], out=str(out_dir),
+    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clip)
+    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(srcs[0])], out=str(out_dir),
                               device="auto")
     vocode.run(args, ws)
-    return out_dir / (src.stem + ".wav")
+    return out_dir / (srcs[0].stem + ".wav")
 
 
-def speak_text(ws: Workspace, checkpoint: str, clip: str, text: str) -> Path:
-    """Text to speech with a run's autoregressive checkpoint, ``clip`` as the voice reference, through
-    ``python -m modules synthesize``'s code and the run's own sampling settings and vocoder."""
+def synthesize_defaults() -> dict[str, Any]:
+    """``python -m modules synthesize``'s own option defaults, so the UI never drifts from the CLI."""
+    from modules.autoregressive import synthesize
+
+    parser = argparse.ArgumentParser()
+    synthesize.add_parser(parser.add_subparsers())
+    return vars(parser.parse_args(["synthesize", "--text", "x", "--reference", "x", "--out", "x"]))
+
+
+def speak_text(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
+               repetition_penalty: float | None = None) -> Path:
+    """Text to speech with a run's autoregressive checkpoint, every clip in ``clips`` as a voice
+    reference, through ``python -m modules synthesize``'s code and the run's own sampling settings and
+    vocoder; ``repetition_penalty`` None takes synthesize's default."""
     from modules.autoregressive import synthesize
 
     if not (text or "").strip():
         raise UserError("type a sentence to speak")
-    ckpt, src, out_dir = _try_inputs(ws, checkpoint, clip)
+    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clips)
     try:
         section = runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
     except UserError:
         section = {}
+    defaults = synthesize_defaults()
     out = out_dir / "speech.wav"
     args = argparse.Namespace(
-        checkpoint=str(ckpt), text=[text.strip()], reference=[str(src)], out=str(out), tokenizer=None, dvae=None,
-        mel_norms=None, vocoder=section.get("vocoder"), temperature=section.get("sample_temperature", 0.8),
-        top_p=section.get("sample_top_p", 0.8), repetition_penalty=2.0,
+        checkpoint=str(ckpt), text=[text.strip()], reference=[str(s) for s in srcs], out=str(out), tokenizer=None,
+        dvae=None, mel_norms=None, vocoder=section.get("vocoder"),
+        temperature=section.get("sample_temperature", defaults["temperature"]),
+        top_p=section.get("sample_top_p", defaults["top_p"]),
+        repetition_penalty=(defaults["repetition_penalty"] if repetition_penalty is None
+                            else float(repetition_penalty)),
         max_tokens=section.get("sample_max_mel_tokens", 250), seed=0, device="auto")
     synthesize.run(args, ws)
     return out
@@ -244,6 +290,34 @@ def series_selection(names: list[str], known: list[str], shown: list[str] | None
     return [n for n in names if n in shown_set or (n not in known_set and n not in default_hidden)]
 
 
+def shown_series_frame(frame: "pd.DataFrame", shown: list[str] | None) -> "pd.DataFrame":
+    """The loss plot's rows: those of the ticked series (train and validation alike)."""
+    if frame is None or frame.empty:
+        return frame
+    return frame[frame["series"].isin(list(shown or []))]
+
+
+# Tableau 20 order: distinct colours for up to 20 series, the first ten the familiar Vega ones
+PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+           "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+
+
+def series_colours(names: list[str], frame: "pd.DataFrame | None") -> dict[str, str]:
+    """A LinePlot ``color_map`` for the series drawn in ``frame``, coloured by their place in ``names``
+    (all of the plot's series) so a series keeps its colour when others are ticked or unticked.
+
+    Gradio 6's LinePlot fixes its colour domain when it builds the chart and later data-only updates
+    keep it: a series new to the plot draws without a stroke and stays out of the legend. A changed
+    ``color_map`` makes it rebuild the chart, so the map holds exactly the drawn series and changes
+    whenever that set does."""
+    if frame is None or frame.empty:
+        return {}
+    drawn = list(dict.fromkeys(frame["series"]))
+    order = {n: i for i, n in enumerate(list(dict.fromkeys(list(names) + drawn)))}
+    return {n: PALETTE[order[n] % len(PALETTE)] for n in drawn}
+
+
 def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
     """A long frame for a LinePlot with the x column named ``x``; None when empty.
 
@@ -252,6 +326,10 @@ def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
     if frame is None or frame.empty:
         return None
     return frame.rename(columns={x: "x"}) if x != "x" else frame
+
+
+PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (higher is better)", "lr": "Learning rate",
+               "grad_norm": "Gradient norm"}
 
 
 def _plot_update(frame, x: str, title: str):
@@ -307,10 +385,14 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     series = gr.CheckboxGroup([], value=[], label="Loss series shown (untick to hide; validation series are "
                               "marked '(validation)')", elem_id="train-series")
     # the plot's label pushes the chart down and the block clips the legend at the bottom
-    gr.HTML("<style>#train-loss-plot, #train-lr-plot, #train-grad-plot {overflow: visible !important; "
+    gr.HTML("<style>#train-loss-plot, #train-quality-plot, #train-lr-plot, #train-grad-plot "
+            "{overflow: visible !important; "
             "margin-bottom: 32px;}</style>", padding=False)
     plot_kw = dict(x="x", x_title=" ", y="value", color="series")
     loss_plot = gr.LinePlot(None, label="Losses", height=420, elem_id="train-loss-plot", **plot_kw)
+    # accuracies and PESQ rise as the model improves and live on their own scale: not on the loss axis
+    quality_plot = gr.LinePlot(None, label="Validation quality", height=300, elem_id="train-quality-plot",
+                               visible=False, **plot_kw)
     with gr.Row():
         lr_plot = gr.LinePlot(None, label="Learning rate", height=300, elem_id="train-lr-plot", **plot_kw)
         grad_plot = gr.LinePlot(None, label="Gradient norm", height=300, elem_id="train-grad-plot", **plot_kw)
@@ -340,10 +422,16 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                     "Autoregressive: the text is spoken with the clip as the voice reference.")
         with gr.Row():
             try_ckpt = gr.Dropdown([], label="Checkpoint", elem_id="train-try-ckpt", scale=2)
-            try_clip = gr.Dropdown([], label="Dataset clip", elem_id="train-try-clip", scale=2)
-            try_upload = gr.Audio(None, type="filepath", sources=["upload"], label="…or upload a clip",
-                                  elem_id="train-try-upload", scale=2)
-        try_text = gr.Textbox("", label="Text to speak (autoregressive runs)", elem_id="train-try-text")
+            try_clip = gr.Dropdown([], value=[], multiselect=True, label="Dataset clips",
+                                   info="HiFi-GAN vocodes the first; autoregressive uses all as voice references",
+                                   elem_id="train-try-clip", scale=2)
+            try_upload = gr.File(None, file_count="multiple", file_types=["audio"], type="filepath",
+                                 label="…and/or upload clips", elem_id="train-try-upload", scale=2)
+        with gr.Row():
+            try_text = gr.Textbox("", label="Text to speak (autoregressive runs)", elem_id="train-try-text", scale=3)
+            try_penalty = gr.Slider(1.0, 10.0, value=float(synthesize_defaults()["repetition_penalty"]), step=0.1,
+                                    label="Repetition penalty (autoregressive)", elem_id="train-try-penalty",
+                                    scale=1)
         try_btn = gr.Button("Vocode / speak", elem_id="train-try-run")
         try_msg = gr.Markdown("", elem_id="train-try-message")
         try_out = gr.Audio(None, type="filepath", label="Result", interactive=False, elem_id="train-try-out")
@@ -369,7 +457,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     # ---- refresh (timer, page load, config change) -----------------------------------------
     sample_outputs = [sample_note] + [c for slot in slots for c in slot]
-    live_outputs = [status, failure, console, start_btn, stop_btn, loss_plot, lr_plot, grad_plot,
+    plot_outputs = {"loss": loss_plot, "quality": quality_plot, "lr": lr_plot, "grad_norm": grad_plot}
+    live_outputs = [status, failure, console, start_btn, stop_btn, *plot_outputs.values(),
                     resume, sample_step, config, series, runs_df, try_ckpt, try_clip, cache] + sample_outputs
 
     def refresh(label, x, smooth, step_choice, resume_value, shown, cache_in):
@@ -382,7 +471,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             st = runs.RunStatus("idle")
             ups = [status_html(st, None, ""), gr.update(visible=False, value=""), "",
                    gr.update(interactive=bool(label)), gr.update(interactive=False),
-                   gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), config_up, gr.update(),
+                   *[gr.update()] * len(plot_outputs), gr.update(), gr.update(), config_up, gr.update(),
                    gr.update(), gr.update(), gr.update(), cache_out]
             return ups + _sample_updates(None, None, cache_out)
         st = runs.run_status(run_dir)
@@ -403,13 +492,14 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 shown = series_selection(names, known, shown, run_model(run_dir))
                 cache_out["series"] = names
                 series_up = gr.update(choices=names, value=shown)
-            loss = frames["loss"]
-            loss = loss[loss["series"].isin(shown or [])]
-            plots = [_plot_update(loss, x or "step", "Losses")]
-            plots += [_plot_update(frames[k], x or "step", t) for k, t in (("lr", "Learning rate"),
-                                                                            ("grad_norm", "Gradient norm"))]
+            drawn = dict(frames, loss=shown_series_frame(frames["loss"], shown))
+            # colour maps go out in the follow-up event (``recolour``), never with the data
+            cache_out["colours"] = {k: series_colours(list(dict.fromkeys(frames[k]["series"])), drawn[k])
+                                    for k in plot_outputs}
+            plots = [_plot_update(drawn[k], x or "step", PLOT_TITLES[k]) for k in plot_outputs]
+            plots[list(plot_outputs).index("quality")]["visible"] = not frames["quality"].empty
         else:
-            plots = [gr.update(), gr.update(), gr.update()]
+            plots = [gr.update()] * len(plot_outputs)
         # resume list when the states change; keep the user's pick if it still exists
         rchoices = resume_choices(ws, run_dir)
         try_ups = [gr.update(), gr.update()]
@@ -425,7 +515,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             if not cache_out.get("clips_for") == str(run_dir):
                 cache_out["clips_for"] = str(run_dir)
                 clips = dataset_clips(ws, run_dir)
-                try_ups[1] = gr.update(choices=clips, value=clips[0][1] if clips else None)
+                try_ups[1] = gr.update(choices=clips, value=[clips[0][1]] if clips else [])
         else:
             resume_up = gr.update()
         schoices = sample_step_choices(run_dir)
@@ -465,18 +555,36 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 out += [gr.update(visible=False), gr.update(value=None), gr.update(value=None)]
         return out
 
+    def recolour(cache_in):
+        """Send each plot's colour map when its drawn series changed, in an update of its own: with the
+        data in the same update Gradio would rebuild the chart from the previous data."""
+        cache_out = dict(cache_in or {})
+        want, sent = cache_out.get("colours") or {}, dict(cache_out.get("colours_sent") or {})
+        ups = []
+        for k in plot_outputs:
+            if k in want and want[k] and want[k] != sent.get(k):
+                sent[k] = want[k]
+                ups.append(gr.update(color_map=want[k]))
+            else:
+                ups.append(gr.update())
+        cache_out["colours_sent"] = sent
+        return ups + [cache_out]
+
+    def then_recolour(dep) -> None:
+        dep.then(recolour, cache, [*plot_outputs.values(), cache], show_progress="hidden", queue=True)
+
     refresh_inputs = [config, x_axis, smoothing, sample_step, resume, series, cache]
-    timer.tick(refresh, refresh_inputs, live_outputs, show_progress="hidden", queue=True)
-    refresh_btn.click(refresh, refresh_inputs, live_outputs, show_progress="hidden")
+    then_recolour(timer.tick(refresh, refresh_inputs, live_outputs, show_progress="hidden", queue=True))
+    then_recolour(refresh_btn.click(refresh, refresh_inputs, live_outputs, show_progress="hidden"))
     for comp in (x_axis, smoothing, sample_step):
-        comp.change(refresh, refresh_inputs, live_outputs, show_progress="hidden")
-    series.input(refresh, refresh_inputs, live_outputs, show_progress="hidden")
+        then_recolour(comp.change(refresh, refresh_inputs, live_outputs, show_progress="hidden"))
+    then_recolour(series.input(refresh, refresh_inputs, live_outputs, show_progress="hidden"))
 
     def on_config(label, x, smooth, step_choice, resume_value, shown, cache_in):
         cache_in = {}  # another run: everything is new
         return refresh(label, x, smooth, None, None, [], cache_in)  # None: reset the resume and step picks
 
-    config.input(on_config, refresh_inputs, live_outputs)
+    then_recolour(config.input(on_config, refresh_inputs, live_outputs))
 
     def on_load(label, x, smooth, step_choice, resume_value, shown, cache_in):
         """Reconnect: prefer a config whose run is training now; the disk is the truth."""
@@ -490,7 +598,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         out[live_outputs.index(runs_df)] = gr.update(value=rows)
         return out + [msg, gr.update(choices=[r[0] for r in rows])]
 
-    demo.load(on_load, refresh_inputs, live_outputs + [message, run_pick])
+    then_recolour(demo.load(on_load, refresh_inputs, live_outputs + [message, run_pick]))
 
     def on_tab_selected(label, x, smooth, step_choice, resume_value, shown, cache_in):
         """Updates sent while the tab was hidden may not reach its widgets: send everything again."""
@@ -501,7 +609,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         return out + [gr.update(choices=[r[0] for r in rows])]
 
     if tab is not None:
-        tab.select(on_tab_selected, refresh_inputs, live_outputs + [run_pick], show_progress="hidden")
+        then_recolour(tab.select(on_tab_selected, refresh_inputs, live_outputs + [run_pick],
+                                 show_progress="hidden"))
 
     # ---- start / stop -------------------------------------------------------------------------
     def on_start(label, resume_value, gpu_value):
@@ -513,8 +622,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         how = f"resuming from `{resume_value}`" if resume_value else "from scratch"
         return ok(f"Started the trainer (pid {res.pid}) {how}: `{' '.join(res.command[1:])}`")
 
-    start_btn.click(on_start, [config, resume, gpus], message).then(
-        refresh, refresh_inputs, live_outputs, show_progress="hidden")
+    then_recolour(start_btn.click(on_start, [config, resume, gpus], message).then(
+        refresh, refresh_inputs, live_outputs, show_progress="hidden"))
 
     def on_stop(label):
         run_dir = run_dir_of(ws, label) if label else None
@@ -530,8 +639,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             return error(result.message)
         return info(result.message)
 
-    stop_btn.click(on_stop, config, message, concurrency_limit=None).then(
-        refresh, refresh_inputs, live_outputs, show_progress="hidden")
+    then_recolour(stop_btn.click(on_stop, config, message, concurrency_limit=None).then(
+        refresh, refresh_inputs, live_outputs, show_progress="hidden"))
 
     # ---- tensorboard ----------------------------------------------------------------------------
     def on_tensorboard(label):
@@ -547,24 +656,24 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     tb_btn.click(on_tensorboard, config, tb_link)
 
     # ---- try it ---------------------------------------------------------------------------------
-    def on_try(label, ckpt, clip, upload, text):
-        source = upload or clip
+    def on_try(label, ckpt, clips, uploads, text, penalty):
+        sources = _clip_list(uploads) + _clip_list(clips)
         if not ckpt:
             return error("no checkpoint yet: the run writes one at every save"), None
-        if not source:
+        if not sources:
             return error("pick a dataset clip or upload one"), None
         try:
             if run_model(run_dir_of(ws, label) if label else None) == "autoregressive":
-                out = speak_text(ws, ckpt, source, text)
-                done = f"Spoke with `{Path(ckpt).name}`"
+                out = speak_text(ws, ckpt, sources, text, penalty)
+                done = f"Spoke with `{Path(ckpt).name}` and {len(sources)} reference clip(s)"
             else:
-                out = vocode_clip(ws, ckpt, source)
-                done = f"Vocoded with `{Path(ckpt).name}`"
+                out = vocode_clip(ws, ckpt, sources[0])
+                done = f"Vocoded `{Path(sources[0]).name}` with `{Path(ckpt).name}`"
         except Exception as exc:  # noqa: BLE001
             return describe_exception(exc, "Try it"), None
         return ok(f"{done} → `{_rel(ws, out)}`"), str(out)
 
-    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text], [try_msg, try_out])
+    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty], [try_msg, try_out])
 
     # ---- runs list --------------------------------------------------------------------------------
     def on_runs_refresh():

@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from app.train_tab import (
     FRESH,
     dataset_clips,
     failure_text,
     plot_frame,
+    resolve_clip,
     resolve_sample_step,
     resume_choices,
     run_dir_of,
     run_model,
+    series_colours,
     series_selection,
+    shown_series_frame,
     status_html,
 )
+from modules.errors import UserError
 from modules.runs import RunStatus
+from modules.runs.metrics import MetricsReader, metric_columns, metric_frames
 from modules.workspace import Workspace
 
 
@@ -95,6 +101,83 @@ def test_hifigan_runs_start_with_the_total_loss_unticked(workspace):
     assert series_selection(["loss"], [], None, None) == ["loss"]
 
 
+def _hifigan_metrics(path):
+    """A HiFi-GAN-like metrics.jsonl: train records every step, a validation record every 2 steps."""
+    lines = []
+    for step in range(1, 7):
+        lines.append({"step": step, "epoch": step / 14, "time": 1.7e9 + step, "lr": 2e-4, "grad_norm_generator": 300.0,
+                      "loss": 120.0 - step, "loss_adv": 7.0 - 0.1 * step, "mel_l1": 2.5})
+        if step % 2 == 0:
+            lines.append({"step": step, "validation": True, "val_mel_l1": 2.4, "val_mr_stft": 4.0,
+                          "val_pesq_wb": 1.0 + 0.01 * step, "val_mel_accuracy": 0.1})
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    reader = MetricsReader(path)
+    reader.update()
+    return reader
+
+
+def test_validation_rows_survive_the_series_selection(tmp_path):
+    """The loss plot's frame after the default selection of a HiFi-GAN run: the total loss is gone,
+    every validation series is there with all its points, and each drawn series has a colour."""
+    reader = _hifigan_metrics(tmp_path / "metrics.jsonl")
+    loss = metric_frames(reader, x="step", smoothing=0.6)["loss"]
+    names = list(dict.fromkeys(loss["series"]))
+    shown = series_selection(names, [], [], "hifigan")
+    drawn = shown_series_frame(loss, shown)
+    counts = drawn.groupby("series").size().to_dict()
+    assert counts == {"loss_adv": 6, "mel_l1": 6, "val_mel_l1 (validation)": 3, "val_mr_stft (validation)": 3}
+    assert list(drawn.loc[drawn["series"] == "val_mel_l1 (validation)", "step"]) == [2.0, 4.0, 6.0]
+    colours = series_colours(names, drawn)
+    assert set(colours) == set(counts) and len(set(colours.values())) == len(colours)
+    # validation arriving after the first plot: the train-only selection grows and the colour map
+    # changes (that change is what makes Gradio rebuild the chart), keeping the old series' colours
+    train_only = shown_series_frame(loss, ["loss_adv", "mel_l1"])
+    before = series_colours(names, train_only)
+    assert before != colours and all(colours[k] == v for k, v in before.items())
+    assert shown_series_frame(loss, None).empty
+
+
+def test_quality_metrics_get_their_own_group(tmp_path):
+    """Accuracies and PESQ (higher is better, 0..1 / 1..4.5) are not losses: their own plot."""
+    frame = pd.DataFrame({"step": [1], "loss": [1.0], "text_ce": [2.0], "mel_accuracy": [0.2], "lr": [1e-4],
+                          "lr_discriminator": [1e-4], "grad_norm": [3.0], "val_pesq_wb": [1.2],
+                          "val_mel_accuracy": [0.3], "val_mel_ce": [4.0], "note": ["x"]})
+    groups = metric_columns(frame)
+    assert groups == {"loss": ["loss", "text_ce", "val_mel_ce"], "quality": ["mel_accuracy", "val_pesq_wb",
+                                                                            "val_mel_accuracy"],
+                      "lr": ["lr", "lr_discriminator"], "grad_norm": ["grad_norm"]}
+    frames = metric_frames(_hifigan_metrics(tmp_path / "metrics.jsonl"))
+    assert set(frames["quality"]["series"]) == {"val_pesq_wb (validation)", "val_mel_accuracy (validation)"}
+    assert not frames["loss"]["series"].str.contains("pesq|accuracy").any()
+
+
+def test_try_it_clip_paths(workspace, tmp_path, monkeypatch):
+    """Try-it clips: workspace paths (relative or absolute) and uploads in Gradio's folder only."""
+    ws = Workspace.open(workspace)
+    uploads = tmp_path / "gradio-uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    (uploads / "abc123").mkdir(parents=True)
+    upload = uploads / "abc123" / "my voice.wav"
+    upload.write_bytes(b"RIFF")
+    inside = ws.training / "demo" / "audio" / "a.wav"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"RIFF")
+    outside = tmp_path / "elsewhere" / "secret.wav"
+    outside.parent.mkdir()
+    outside.write_bytes(b"RIFF")
+
+    assert resolve_clip(ws, str(upload)) == upload.resolve()
+    assert resolve_clip(ws, "training/demo/audio/a.wav") == inside.resolve()
+    assert resolve_clip(ws, str(inside)) == inside.resolve()
+    for bad in (str(outside), "../elsewhere/secret.wav", str(uploads / ".." / "elsewhere" / "secret.wav"), "/etc/hostname"):
+        with pytest.raises(UserError, match="refused"):
+            resolve_clip(ws, bad)
+    with pytest.raises(UserError, match="not found"):
+        resolve_clip(ws, "training/demo/audio/missing.wav")
+    with pytest.raises(UserError, match="not found"):
+        resolve_clip(ws, str(uploads / "abc123" / "gone.wav"))
+
+
 def test_sample_step_and_dataset_clips(workspace):
     ws = Workspace.open(workspace)
     run = _run(ws)
@@ -128,8 +211,9 @@ def test_try_it_vocodes_and_speaks_with_real_checkpoints(tmp_path, shared):
     ws = Workspace.open(root)
     run = train(root, "ar", ["max_steps=2", "save_every_steps=2", "validate_every_steps=null"])
     ckpt = [v for label, v in checkpoint_choices(ws, run) if "_gpt.pth" in v][0]
-    clip = "training/demo/audio/" + sorted(p.name for p in (root / "training/demo/audio").iterdir())[0]
-    out = speak_text(ws, ckpt, clip, "Hello there.")
+    audio = sorted(p.name for p in (root / "training/demo/audio").iterdir())
+    clip = "training/demo/audio/" + audio[0]
+    out = speak_text(ws, ckpt, [clip, "training/demo/audio/" + audio[1]], "Hello there.", repetition_penalty=1.5)
     wave, rate = sf.read(out)
     assert rate == 22050 and len(wave) > 0 and out.parent.parent == run / "try_it"
 

@@ -20,6 +20,10 @@ import numpy as np
 import pandas as pd
 
 NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
+# scores, not losses: accuracies live in 0..1 and PESQ in 1..4.5, and both go up as the model improves,
+# so sharing an axis with cross-entropies would flatten one group or the other
+QUALITY_MARKERS = ("accuracy", "pesq")
+GROUPS = ("loss", "quality", "lr", "grad_norm")
 _READERS: dict[str, "MetricsReader"] = {}
 _READERS_LOCK = threading.Lock()
 
@@ -124,18 +128,25 @@ def _isnan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def metric_group(col: str) -> str:
+    """The plot a metric column belongs on: ``lr``, ``grad_norm``, ``quality`` (accuracies, PESQ:
+    higher is better, their own scale) or ``loss`` (everything else)."""
+    if col == "lr" or col.startswith("lr_"):
+        return "lr"
+    if col.startswith("grad_norm"):
+        return "grad_norm"
+    if any(m in col.lower() for m in QUALITY_MARKERS):
+        return "quality"
+    return "loss"
+
+
 def metric_columns(df: pd.DataFrame) -> dict[str, list[str]]:
-    """Split a frame's numeric columns into losses, learning rates and gradient norms."""
-    groups: dict[str, list[str]] = {"loss": [], "lr": [], "grad_norm": []}
+    """Split a frame's numeric columns into losses, quality scores, learning rates and gradient norms."""
+    groups: dict[str, list[str]] = {g: [] for g in GROUPS}
     for col in df.columns:
         if col in NON_METRIC or not pd.api.types.is_numeric_dtype(df[col]):
             continue
-        if col == "lr" or col.startswith("lr_"):
-            groups["lr"].append(col)
-        elif col.startswith("grad_norm"):
-            groups["grad_norm"].append(col)
-        else:
-            groups["loss"].append(col)
+        groups[metric_group(col)].append(col)
     return groups
 
 
@@ -197,20 +208,26 @@ def long_frame(df: pd.DataFrame, columns: list[str], *, x: str = "step", steps_p
 
 def metric_frames(reader: MetricsReader, *, x: str = "step", smoothing: float = 0.0, max_points: int = 2000,
                   steps_per_epoch: int | None = None) -> dict[str, pd.DataFrame]:
-    """Frames for the loss, learning-rate and gradient-norm plots.
+    """Frames for the loss, quality, learning-rate and gradient-norm plots.
 
     Validation metrics (``val_*``) are their own labelled series, drawn unsmoothed so a
     handful of validation points never bleeds into the training curve."""
     train, val = reader.train, reader.validation
-    tcols = metric_columns(train) if not train.empty else {"loss": [], "lr": [], "grad_norm": []}
-    vcols = [c for c in (metric_columns(val)["loss"] if not val.empty else []) if c.startswith("val_")]
+    empty: dict[str, list[str]] = {g: [] for g in GROUPS}
+    tcols = metric_columns(train) if not train.empty else empty
+    vgroups = metric_columns(val) if not val.empty else empty
     kw = dict(x=x, steps_per_epoch=steps_per_epoch, max_points=max_points)
-    loss = pd.concat([
-        long_frame(train, tcols["loss"], smoothing=smoothing, **kw),
-        long_frame(val, vcols, smoothing=0.0, label="{} (validation)", **kw),
-    ], ignore_index=True)
+
+    def with_validation(group: str) -> pd.DataFrame:
+        vcols = [c for c in vgroups[group] if c.startswith("val_")]
+        return pd.concat([
+            long_frame(train, tcols[group], smoothing=smoothing, **kw),
+            long_frame(val, vcols, smoothing=0.0, label="{} (validation)", **kw),
+        ], ignore_index=True)
+
     return {
-        "loss": loss,
+        "loss": with_validation("loss"),
+        "quality": with_validation("quality"),
         "lr": long_frame(train, tcols["lr"], **kw),
         "grad_norm": long_frame(train, tcols["grad_norm"], smoothing=smoothing, **kw),
     }
