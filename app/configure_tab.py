@@ -322,13 +322,13 @@ def dataset_choices(ws: Workspace) -> list[str]:
 
 
 def base_choices(ws: Workspace, model: str) -> list[tuple[str, str]]:
-    from modules.runs import list_base_models
+    from modules.run_manager import list_base_models
 
     return [("none (start from random weights)", "")] + [(p, p) for p in list_base_models(ws, model)]
 
 
 def saved_config_choices(ws: Workspace) -> list[str]:
-    from modules.runs import config_label, list_configs
+    from modules.run_manager import config_label, list_configs
 
     return [config_label(ws, p) for p in list_configs(ws)]
 

@@ -2,7 +2,7 @@
 
 Nothing here holds training state: every refresh reads the run folder
 (``status.json``, ``train.lock``, ``metrics.jsonl``, ``states/``, ``samples/``)
-through ``modules.runs``, so a restarted UI or a second browser tab shows the
+through ``modules.run_manager``, so a restarted UI or a second browser tab shows the
 same run. The trainer is a detached process; this tab only launches and signals it.
 The pure helpers (``status_html``, ``resume_choices``, ...) are testable without a browser.
 """
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modules import runs
+from modules import run_manager as runs
 from modules.errors import UserError
-from modules.runs.metrics import format_duration
+from modules.run_manager.metrics import format_duration
 from modules.workspace import Workspace
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modules.runs.metrics import MetricsReader, metric_frames  # noqa: E402
+from modules.run_manager.metrics import MetricsReader, metric_frames  # noqa: E402
 
 STEPS_PER_EPOCH = 250
 

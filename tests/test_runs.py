@@ -1,4 +1,4 @@
-"""Run management (modules.runs): launch, lock, stop, reconnect, failure detection, metrics.
+"""Run management (modules.run_manager): launch, lock, stop, reconnect, failure detection, metrics.
 
 Process-management mechanics use a small stand-in trainer that follows the run-folder contract
 (lock, status.json, metrics.jsonl, states on SIGTERM); the real trainer is exercised in
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from modules.errors import UserError
-from modules.runs import (
+from modules.run_manager import (
     MetricsReader,
     delete_old_states,
     delete_run,
@@ -43,8 +43,8 @@ from modules.runs import (
     sample_clips,
     stop,
 )
-from modules.runs.metrics import downsample, progress, smooth
-from modules.runs.process import launcher_paths, spawn_detached
+from modules.run_manager.metrics import downsample, progress, smooth
+from modules.run_manager.process import launcher_paths, spawn_detached
 from modules.workspace import Workspace, WorkspaceError
 from tests.conftest import python_env
 
@@ -276,12 +276,12 @@ def test_reconnect_from_another_process(tmp_path, stand_in, cleanup):
     res = _spawn(stand_in, run)
     cleanup.append(res.pid)
     _wait(lambda: run_status(run).state == "running", what="running")
-    code = f"from modules.runs import run_status; s = run_status({str(run)!r}); print(s.state, s.pid)"
+    code = f"from modules.run_manager import run_status; s = run_status({str(run)!r}); print(s.state, s.pid)"
     out = subprocess.run([sys.executable, "-c", code], env=python_env(), capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["running", str(res.pid)]
     # stopping from that other process works too: signals go to the trainer's process group
-    code = f"from modules.runs import stop; r = stop({str(run)!r}, timeout=20); print(r.outcome)"
+    code = f"from modules.run_manager import stop; r = stop({str(run)!r}, timeout=20); print(r.outcome)"
     out = subprocess.run([sys.executable, "-c", code], env=python_env(), capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["saved"]
@@ -418,7 +418,7 @@ def test_hundred_thousand_logged_points_become_small_frames(tmp_path):
 
 
 def test_tensorboard_starts_on_localhost(tmp_path):
-    from modules.runs import start_tensorboard, stop_all_tensorboards
+    from modules.run_manager import start_tensorboard, stop_all_tensorboards
 
     run = tmp_path / "run"
     with pytest.raises(UserError, match="no TensorBoard logs"):
@@ -467,13 +467,13 @@ def test_lock_probe_does_not_take_the_lock(tmp_path):
     (A probe that flocks the file itself collides a few percent of the time in this loop.)"""
     import fcntl
 
-    from modules.runs import process
+    from modules.run_manager import process
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "train.lock").write_text("{}")
     assert process._proc_locks_usable(run)  # on Linux the probe reads /proc/locks
-    code = ("import time; from modules.runs import lock_holder; end = time.time() + 3\n"
+    code = ("import time; from modules.run_manager import lock_holder; end = time.time() + 3\n"
             f"while time.time() < end: lock_holder({str(run)!r})")
     prober = subprocess.Popen([sys.executable, "-c", code], env=python_env())
     try:

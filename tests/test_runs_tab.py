@@ -23,8 +23,8 @@ from app.train_tab import (
     status_html,
 )
 from modules.errors import UserError
-from modules.runs import RunStatus
-from modules.runs.metrics import MetricsReader, metric_columns, metric_frames
+from modules.run_manager import RunStatus
+from modules.run_manager.metrics import MetricsReader, metric_columns, metric_frames
 from modules.workspace import Workspace
 
 

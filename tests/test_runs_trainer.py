@@ -1,4 +1,4 @@
-"""modules.runs against the real trainer (tiny HiFi-GAN on the demo voice, CPU, no browser):
+"""modules.run_manager against the real trainer (tiny HiFi-GAN on the demo voice, CPU, no browser):
 launch detached, the trainer's own lock, stop with a saved state, resume latest, SIGKILL -> failed."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from modules import runs
+from modules import run_manager as runs
 from modules.config.schema import config_from_dict, save_config
 from modules.errors import UserError
-from modules.runs.process import launcher_paths
+from modules.run_manager.process import launcher_paths
 from modules.workspace import Workspace
 from tests.conftest import DEMO_VOICE, REPO, python_env
 

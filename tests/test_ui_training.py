@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from modules import runs
+from modules import run_manager as runs
 from modules.workspace import Workspace
 from tests.browser import gradio_ready, open_tab, ui  # noqa: F401  (fixture)
 from tests.conftest import DEMO_VOICE, REPO, python_env

@@ -122,8 +122,8 @@ def _run_model(run: Path) -> str | None:
 
 def run_summary(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     """What the runs list shows: dataset/run, model, command, state count and the last metrics."""
-    from modules.runs.metrics import last_records
-    from modules.runs.process import run_status
+    from modules.run_manager.metrics import last_records
+    from modules.run_manager.process import run_status
 
     run_dir = Path(run_dir)
     st = run_status(run_dir)

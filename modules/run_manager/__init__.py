@@ -7,7 +7,7 @@ The UI only reads those and launches/stops trainer processes, so a restarted
 UI (or a second browser tab) sees exactly what a trainer is doing.
 """
 
-from modules.runs.discovery import (
+from modules.run_manager.discovery import (
     config_label,
     list_base_models,
     list_checkpoints,
@@ -17,14 +17,14 @@ from modules.runs.discovery import (
     run_dir_for_config,
     run_summary,
 )
-from modules.runs.manage import delete_old_states, delete_run
-from modules.runs.metrics import (
+from modules.run_manager.manage import delete_old_states, delete_run
+from modules.run_manager.metrics import (
     MetricsReader,
     metric_frames,
     progress,
     read_metrics,
 )
-from modules.runs.process import (
+from modules.run_manager.process import (
     LaunchResult,
     RunStatus,
     StopResult,
@@ -36,8 +36,8 @@ from modules.runs.process import (
     run_status,
     stop,
 )
-from modules.runs.samples import list_sample_steps, sample_clips
-from modules.runs.tensorboard import start_tensorboard, stop_all_tensorboards
+from modules.run_manager.samples import list_sample_steps, sample_clips
+from modules.run_manager.tensorboard import start_tensorboard, stop_all_tensorboards
 from modules.trainer.runfolder import StateInfo, list_states
 
 __all__ = [

@@ -247,7 +247,7 @@ def launch(ws: Workspace, config_path: str | os.PathLike, resume: str | None = N
     ``resume``: None/"" to start fresh, "latest", or a state path inside the workspace. Starting
     fresh on a run that has states passes ``--fresh``: the trainer keeps the old folder under a
     new name (``RUN-YYYYmmdd-HHMMSS``) instead of refusing."""
-    from modules.runs.discovery import run_dir_for_config
+    from modules.run_manager.discovery import run_dir_for_config
 
     config_path = ws.inside(config_path)
     if not config_path.is_file():
