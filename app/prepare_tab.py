@@ -1,262 +1,47 @@
-"""The "Prepare Dataset" tab: pick or create a voice, upload recordings, prepare, then review and edit.
+"""The "Prepare Dataset" tab: layout and event wiring only.
 
 The tab is a thin layer over :mod:`modules.prepare`: the same ``PrepareOptions`` (and so the same
 defaults) as ``python -m modules prepare``, the same ``prepare_voice`` engine, and the editor's
 ``load_table``/``save_table``. The engine is imported inside the callbacks so the UI starts fast.
+The work itself lives in small modules: :mod:`app.prepare_form` (form values <-> options),
+:mod:`app.prepare_editor` (the clip table), :mod:`app.prepare_stats` (stats and histogram data),
+:mod:`app.prepare_runner` (the engine in a worker thread), :mod:`app.prepare_voices` (voice folder summary).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
-from app.common import USER_ERRORS, describe_exception, error, info, looks_like_path, md_escape, ok
-from modules.errors import UserError
+from app import prepare_runner
+from app.common import USER_ERRORS, describe_exception, error, info, md_escape, ok
+from app.prepare_editor import (EDITABLE_COLUMNS, VIEW_COLUMNS, clip_path, drop_clip, drop_ticked, empty_table,
+                                find_clip, merge_view, set_clip_text, tick_flagged, ticked_mask, visible_rows,
+                                with_delete_column)
+from app.prepare_form import (DEFAULTS, LANGUAGES, TRANSCRIBER_LABELS, blank_if_none, model_choices,
+                              parse_options)
+from app.prepare_stats import format_seconds, histogram_table, stats_markdown, table_stats
+from app.prepare_voices import voice_summary
 from modules.prepare.options import DEFAULT_MAX_SECONDS, DEVICES, NORMALIZE_MODES, TRANSCRIBERS, PrepareOptions
 from modules.workspace import Workspace, check_name
 
-DEFAULTS = PrepareOptions()
-TRANSCRIBER_LABELS = {
-    "faster-whisper": "faster-whisper",
-    "openai-whisper": "openai-whisper",
-    "none": "none — use transcripts that came with the audio",
-}
-WHISPER_NAMES = ["tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-                 "large-v2", "large-v3", "large-v3-turbo"]
-LANGUAGES = ["auto", "en", "de", "fr", "es", "it", "pt", "nl", "pl", "ru", "uk", "cs", "sv", "tr", "ar",
-             "hi", "ja", "ko", "zh"]
 # page CSS this tab needs (app.main collects CSS from every tab module): rows come only from the dataset
 CSS = "#prepare-table .add-row-button { display: none; }"
-DELETE_COLUMN = "delete"
-VIEW_COLUMNS = [DELETE_COLUMN, "file", "split", "duration", "text", "flags"]
-EDITABLE_COLUMNS = {DELETE_COLUMN, "split", "text"}
 LOG_LINES_SHOWN = 400
-HISTOGRAM_BIN_SECONDS = 0.5
 POLL_SECONDS = 0.4
 EDITOR_QUEUE: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "prepare-editor"}
 _SCROLL_LOG_JS = """() => { setTimeout(() => { const t = document.querySelector('#prepare-log textarea');
   if (t) { t.scrollTop = t.scrollHeight; } }, 30); }"""
 
 
-# ---------------------------------------------------------------------------------------------
-# Pure helpers (no Gradio state): the editor table, its stats and histogram, option parsing.
-# ---------------------------------------------------------------------------------------------
-
-def empty_table() -> pd.DataFrame:
-    """The editor's table with no clips (columns in place so the header still shows)."""
-    return pd.DataFrame({c: pd.Series(dtype="bool" if c == DELETE_COLUMN else "object") for c in VIEW_COLUMNS})
-
-
-def with_delete_column(table: pd.DataFrame) -> pd.DataFrame:
-    """The engine's clip table plus the tick-box column the user marks clips for deletion in."""
-    out = table.copy()
-    out.insert(0, DELETE_COLUMN, False)
-    return out[VIEW_COLUMNS + [c for c in out.columns if c not in VIEW_COLUMNS]]
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "x")
-    try:
-        return bool(value) and value == value  # NaN is not a tick
-    except Exception:
-        return False
-
-
-def merge_view(full: pd.DataFrame, view: pd.DataFrame | None, only_flagged: bool = False) -> pd.DataFrame:
-    """Carry what the user did in the shown table (maybe filtered) into the full table.
-
-    Rows are matched by ``file`` (never by position), so a filtered or re-sorted view merges safely;
-    only the editable columns are taken over. A row the user removed with the table's own row menu
-    (present in what was shown, ``only_flagged`` telling which rows that was, but gone from ``view``)
-    is removed here too, like a deleted clip; blank rows the user added are ignored.
-    """
-    if view is None or len(view) == 0 or "file" not in view.columns or len(full) == 0:
-        return full
-    out = full.copy()
-    view_files = set(view["file"].astype(str))
-    shown = set(visible_rows(full, only_flagged)["file"].astype(str))
-    if view_files & shown:
-        gone = shown - view_files
-        if gone:
-            out = out[~out["file"].astype(str).isin(gone)].reset_index(drop=True)
-    index = {str(f): i for i, f in enumerate(out["file"].astype(str))}
-    for _, row in view.iterrows():
-        i = index.get(str(row["file"]))
-        if i is None:
-            continue
-        for column in EDITABLE_COLUMNS:
-            if column not in view.columns:
-                continue
-            value = row[column]
-            if column == DELETE_COLUMN:
-                out.iat[i, out.columns.get_loc(column)] = _truthy(value)
-            else:
-                out.iat[i, out.columns.get_loc(column)] = "" if value is None or value != value else str(value)
-    return out
-
-
-def visible_rows(full: pd.DataFrame, only_flagged: bool) -> pd.DataFrame:
-    """The rows to show: all clips, or only those with a flag (to review the suspicious ones)."""
-    if not only_flagged or len(full) == 0:
-        return full.reset_index(drop=True)
-    flagged = full["flags"].fillna("").astype(str).str.strip() != ""
-    return full[flagged].reset_index(drop=True)
-
-
-def table_stats(full: pd.DataFrame) -> dict[str, Any]:
-    """Counts and durations of the clips that will be kept (rows ticked for deletion left out)."""
-    kept = full[~full[DELETE_COLUMN].map(_truthy)] if len(full) else full
-    durations = pd.to_numeric(kept["duration"], errors="coerce").fillna(0.0) if len(kept) else pd.Series(
-        [], dtype=float)
-    total = float(durations.sum())
-    return {
-        "clips": int(len(kept)),
-        "total_seconds": total,
-        "mean_seconds": total / len(kept) if len(kept) else 0.0,
-        "train": int((kept["split"] != "validation").sum()) if len(kept) else 0,
-        "validation": int((kept["split"] == "validation").sum()) if len(kept) else 0,
-        "flagged": int((kept["flags"].fillna("").astype(str).str.strip() != "").sum()) if len(kept) else 0,
-        "marked": int(len(full) - len(kept)),
-        "durations": durations.to_numpy(dtype=float),
-    }
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {rest:.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)} h {int(minutes)} min"
-
-
-def stats_markdown(name: str | None, stats: dict[str, Any], unsaved: bool) -> str:
-    """The stats line under the editor: what a trainer will see when this dataset is saved."""
-    if not name:
-        return "No dataset loaded. Prepare a voice, or pick a prepared dataset and press **Load dataset**."
-    lines = [
-        f"**Dataset** `training/{name}`",
-        f"**Clips:** {stats['clips']} ({stats['train']} train, {stats['validation']} validation)",
-        f"**Total:** {format_seconds(stats['total_seconds'])}",
-        f"**Mean:** {stats['mean_seconds']:.2f} s",
-        f"**Flagged:** {stats['flagged']}",
-    ]
-    if stats["marked"]:
-        lines.append(f"**Ticked for deletion:** {stats['marked']}")
-    if unsaved:
-        lines.append("*Unsaved changes: press **Save** to write them.*")
-    return "  \n".join(lines)
-
-
-def histogram_table(durations: np.ndarray, bin_seconds: float = HISTOGRAM_BIN_SECONDS) -> pd.DataFrame:
-    """Clip counts per duration bin, every bin from the shortest to the longest clip (empty ones too)."""
-    durations = np.asarray(durations, dtype=float)
-    if durations.size == 0:
-        return pd.DataFrame({"seconds": pd.Series(dtype=str), "clips": pd.Series(dtype=int)})
-    first = np.floor(durations.min() / bin_seconds) * bin_seconds
-    last = np.floor(durations.max() / bin_seconds) * bin_seconds
-    starts = np.arange(first, last + bin_seconds / 2, bin_seconds)
-    index = np.clip(np.floor((durations - first) / bin_seconds).astype(int), 0, len(starts) - 1)
-    counts = np.bincount(index, minlength=len(starts))
-    labels = [f"{s:.1f}–{s + bin_seconds:.1f}" for s in starts]
-    return pd.DataFrame({"seconds": labels, "clips": counts.astype(int)})
-
-
 def histogram_plot(stats: dict[str, Any]) -> gr.BarPlot:
     """The duration histogram update (only value and bin order: re-sending x/y blanks the plot in Gradio 6)."""
     table = histogram_table(stats["durations"])
     return gr.BarPlot(value=table, sort=list(table["seconds"]))
-
-
-def clip_path(workspace: Workspace, dataset: str, file: str) -> Path:
-    """Absolute path of a clip named in the table, refusing anything outside the dataset folder."""
-    dataset_dir = workspace.dataset_dir(dataset)
-    path = workspace.inside(dataset_dir / file)
-    if dataset_dir.resolve() not in path.parents:
-        raise ValueError(f"{file}: not inside {dataset_dir}")
-    return path
-
-
-def parse_options(workspace: Workspace, values: dict[str, Any]) -> PrepareOptions:
-    """Form values -> validated PrepareOptions; a model path must stay inside the workspace.
-
-    Empty fields fall back to the CLI defaults so a cleared box never means "zero".
-    """
-    fields = {f.name for f in dataclasses.fields(PrepareOptions)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise KeyError(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if key == "validation_count":
-                kwargs[key] = None
-            continue
-        kwargs[key] = value.strip() if isinstance(value, str) else value
-    for key, kind in (("sample_rate", int), ("seed", int), ("validation_count", int), ("min_seconds", float),
-                      ("max_seconds", float), ("padding_seconds", float), ("validation_percent", float)):
-        if kwargs.get(key) is None:
-            continue
-        try:
-            number = float(kwargs[key])
-            if kind is int and not number.is_integer():
-                raise ValueError
-            kwargs[key] = kind(number)
-        except (TypeError, ValueError):
-            label = key.replace("_", " ")
-            raise UserError(f"{label} {kwargs[key]!r} is not {'a whole number' if kind is int else 'a number'}; "
-                            f"leave it empty for {_default_text(key)}") from None
-    model = str(kwargs.get("model", DEFAULTS.model))
-    if looks_like_path(model):
-        kwargs["model"] = str(workspace.inside(model))
-    return PrepareOptions(**kwargs).validate()
-
-
-def voice_summary(workspace: Workspace, voice: str | None) -> str:
-    """What a voice folder holds, so the user knows whether 'none' (given transcripts) will work."""
-    if not voice:
-        return "Pick a voice, or type a new name and press **Create voice**."
-    from modules.prepare.importers import scan_voice
-
-    try:
-        voice_dir = workspace.voice_dir(voice)
-    except USER_ERRORS as exc:
-        return error(str(exc))
-    if not voice_dir.is_dir():
-        return error(f"voices/{voice} does not exist; create it or pick another voice")
-    scan = scan_voice(voice_dir)
-    text = (f"`voices/{md_escape(voice)}`: {len(scan.audio)} audio file(s), "
-            f"{len(scan.transcripts)} with a transcript that came with them")
-    if scan.skipped:
-        text += f", {len(scan.skipped)} other file(s) that will be skipped"
-    if not scan.audio:
-        text += ". Upload recordings (wav, flac, mp3, ogg) below."
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
-# The tab
-# ---------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Run:
-    """Shared between the preparation thread and the generator that streams its progress."""
-
-    lines: "queue.Queue[str]" = dataclasses.field(default_factory=queue.Queue)
-    fraction: float = 0.0
-    message: str = "starting"
-    result: Any = None
-    exception: BaseException | None = None
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
 def build(workspace: Workspace, demo: gr.Blocks) -> None:
@@ -289,7 +74,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
                 transcriber = gr.Dropdown(
                     choices=[(TRANSCRIBER_LABELS.get(t, t), t) for t in TRANSCRIBERS],
                     value=DEFAULTS.transcriber, label="Transcriber", elem_id="prepare-transcriber", scale=2)
-                model = gr.Dropdown(choices=_model_choices(workspace), value=DEFAULTS.model,
+                model = gr.Dropdown(choices=model_choices(workspace), value=DEFAULTS.model,
                                     allow_custom_value=True, label="Whisper model",
                                     info="a name, or a path under the workspace (models/whisper/ is searched first)",
                                     elem_id="prepare-model", scale=2)
@@ -322,7 +107,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
                 with gr.Row():
                     validation_percent = gr.Number(value=DEFAULTS.validation_percent, label="Validation %",
                                                    step=1, elem_id="prepare-validation-percent")
-                    validation_count = gr.Textbox(value=_blank_if_none(DEFAULTS.validation_count),
+                    validation_count = gr.Textbox(value=blank_if_none(DEFAULTS.validation_count),
                                                   label="Validation count", info="overrides % when set",
                                                   placeholder="empty: use %", elem_id="prepare-validation-count")
                     seed = gr.Number(value=DEFAULTS.seed, label="Seed", precision=0, elem_id="prepare-seed")
@@ -415,7 +200,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
         sets = workspace.list_datasets()
         return (gr.Dropdown(choices=names, value=pick), voice_summary(workspace, pick),
                 gr.Dropdown(choices=sets, value=current_dataset if current_dataset in sets else None),
-                gr.Dropdown(choices=_model_choices(workspace)))
+                gr.Dropdown(choices=model_choices(workspace)))
 
     refresh_outputs = [voice, voice_info, dataset_pick, model]
     refresh.click(refresh_lists, [voice, dataset_pick], refresh_outputs)
@@ -479,20 +264,17 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
             yield (describe_exception(exc, "Reading the settings"), "", gr.skip()) + skip_editor
             return
 
-        state = _Run()
-        thread = threading.Thread(target=_prepare_worker, args=(workspace, voice_name, options, state),
-                                  name=f"prepare-{voice_name}", daemon=True)
         lines: list[str] = [f"Preparing voices/{voice_name} with {options.transcriber}"
                             + (f" ({options.model})" if options.transcriber != "none" else "")]
-        thread.start()
+        state, thread = prepare_runner.start(workspace, voice_name, options)
         progress(0.0, desc="starting")
         yield (info(f"Preparing `voices/{md_escape(voice_name)}`…"), "\n".join(lines), gr.skip()) + skip_editor
         while not state.done.wait(POLL_SECONDS):
-            if _drain(state.lines, lines):
+            if prepare_runner.drain(state.lines, lines):
                 yield (gr.skip(), "\n".join(lines[-LOG_LINES_SHOWN:]), gr.skip()) + skip_editor
             progress(max(0.0, min(1.0, state.fraction)), desc=state.message)
         thread.join()
-        _drain(state.lines, lines)
+        prepare_runner.drain(state.lines, lines)
         log_text = "\n".join(lines[-LOG_LINES_SHOWN:])
         if state.exception is not None:
             yield (describe_exception(state.exception, "Preparation"), log_text, gr.skip()) + skip_editor
@@ -557,10 +339,9 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
         row = dict(zip(VIEW_COLUMNS, evt.row_value))
         file = str(row.get("file", ""))
         full = merge_view(full, view, flagged_only)
-        match = full[full["file"].astype(str) == file]
-        if match.empty:
+        clip = find_clip(full, file)
+        if clip is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        clip = match.iloc[0]
         try:
             path = clip_path(workspace, name, file)
         except Exception as exc:
@@ -576,9 +357,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
     def apply_clip_text(name, full, view, selected, text, flagged_only):
         if not name or not selected:
             return (error("select a clip in the table first"),) + tuple(gr.skip() for _ in editor_outputs)
-        full = merge_view(full, view, flagged_only)
-        mask = full["file"].astype(str) == selected
-        full.loc[mask, "text"] = " ".join(str(text or "").split())
+        full = set_clip_text(merge_view(full, view, flagged_only), selected, text)
         return (info(f"Text of {md_escape(selected)} changed (not saved yet)."),) + editor_view(
             name, full, True, flagged_only, keep_selection=selected)
 
@@ -590,8 +369,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
     def delete_selected(name, full, view, selected, flagged_only):
         if not name or not selected:
             return (error("select a clip in the table first"),) + tuple(gr.skip() for _ in editor_outputs)
-        full = merge_view(full, view, flagged_only)
-        full = full[full["file"].astype(str) != selected].reset_index(drop=True)
+        full = drop_clip(merge_view(full, view, flagged_only), selected)
         return (info(f"Removed {md_escape(selected)} from the table (not saved yet)."),) + editor_view(
             name, full, True, flagged_only)
 
@@ -601,28 +379,23 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
     def delete_ticked_rows(name, full, view, flagged_only):
         if not name:
             return (error("load a dataset first"),) + tuple(gr.skip() for _ in editor_outputs)
-        full = merge_view(full, view, flagged_only)
-        ticked = full[DELETE_COLUMN].map(_truthy)
-        if not ticked.any():
+        full, count = drop_ticked(merge_view(full, view, flagged_only))
+        if not count:
             return (error("no clip is ticked in the 'delete' column"),) + tuple(gr.skip() for _ in editor_outputs)
-        count = int(ticked.sum())
-        full = full[~ticked].reset_index(drop=True)
         return (info(f"Removed {count} ticked clip(s) from the table (not saved yet)."),) + editor_view(
             name, full, True, flagged_only)
 
     delete_ticked.click(delete_ticked_rows, [dataset_state, full_state, table, only_flagged],
                         [save_status, *editor_outputs], **EDITOR_QUEUE)
 
-    def tick_flagged(name, full, view, flagged_only):
+    def tick_flagged_clips(name, full, view, flagged_only):
         if not name:
             return (error("load a dataset first"),) + tuple(gr.skip() for _ in editor_outputs)
-        full = merge_view(full, view, flagged_only)
-        flagged = full["flags"].fillna("").astype(str).str.strip() != ""
-        full.loc[flagged, DELETE_COLUMN] = True
-        return (info(f"Ticked {int(flagged.sum())} flagged clip(s); press **Delete ticked clips** to remove them."),
+        full, count = tick_flagged(merge_view(full, view, flagged_only))
+        return (info(f"Ticked {count} flagged clip(s); press **Delete ticked clips** to remove them."),
                 ) + editor_view(name, full, True, flagged_only, keep_selection="keep")
 
-    delete_flagged.click(tick_flagged, [dataset_state, full_state, table, only_flagged],
+    delete_flagged.click(tick_flagged_clips, [dataset_state, full_state, table, only_flagged],
                          [save_status, *editor_outputs], **EDITOR_QUEUE)
 
     def save_dataset(name, full, view, flagged_only):
@@ -632,8 +405,9 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
             return (error("nothing to save: load or prepare a dataset first"),) + tuple(
                 gr.skip() for _ in editor_outputs)
         full = merge_view(full, view, flagged_only)
-        ticked = int(full[DELETE_COLUMN].map(_truthy).sum())
-        kept = full[~full[DELETE_COLUMN].map(_truthy)]
+        ticked_rows = ticked_mask(full)
+        ticked = int(ticked_rows.sum())
+        kept = full[~ticked_rows]
         try:
             save_table(workspace.dataset_dir(name), kept[COLUMNS].reset_index(drop=True))
             editor = open_dataset(name, flagged_only)
@@ -659,56 +433,4 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
 
 class _NoVoice(Exception):
     pass
-
-
-def _drain(source: "queue.Queue[str]", into: list[str]) -> bool:
-    got = False
-    while True:
-        try:
-            into.append(source.get_nowait())
-            got = True
-        except queue.Empty:
-            return got
-
-
-def _prepare_worker(workspace: Workspace, voice: str, options: PrepareOptions, state: _Run) -> None:
-    """Thread body: run the engine, recording progress, log lines, the result or the exception."""
-    try:
-        from modules.prepare.pipeline import prepare_voice
-
-        def on_progress(fraction: float, message: str) -> None:
-            state.fraction, state.message = float(fraction), str(message)
-
-        def on_log(line: str) -> None:
-            state.lines.put(str(line).rstrip("\n"))
-
-        state.result = prepare_voice(workspace, voice, options, progress=on_progress, log=on_log)
-    except BaseException as exc:  # reported by the generator, never lost in the thread
-        state.exception = exc
-    finally:
-        state.done.set()
-
-
-def _default_text(key: str) -> str:
-    value = getattr(DEFAULTS, key)
-    return "the validation %" if value is None else f"the default ({value})"
-
-
-def _blank_if_none(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _model_choices(workspace: Workspace) -> list[str]:
-    """Whisper names plus local models found under ``models/whisper/`` (CTranslate2 folders, .pt files)."""
-    choices = list(WHISPER_NAMES)
-    folder = workspace.models / "whisper"
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            if p.name.startswith("."):
-                continue
-            if p.is_dir() or p.suffix == ".pt":
-                choices.append(f"models/whisper/{p.name}")
-    if DEFAULTS.model not in choices:
-        choices.insert(0, DEFAULTS.model)
-    return choices
 

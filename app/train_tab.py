@@ -1,355 +1,39 @@
-"""Run Training tab: start/stop/resume trainer processes and watch them live.
+"""Run Training tab: start/stop/resume trainer processes and watch them live (layout and wiring).
 
 Nothing here holds training state: every refresh reads the run folder
 (``status.json``, ``train.lock``, ``metrics.jsonl``, ``states/``, ``samples/``)
 through ``modules.run_manager``, so a restarted UI or a second browser tab shows the
 same run. The trainer is a detached process; this tab only launches and signals it.
-The pure helpers (``status_html``, ``resume_choices``, ...) are testable without a browser.
+The pure helpers live beside it and are testable without a browser: ``app.train_runs`` (configs,
+runs, states), ``app.train_status`` (progress text), ``app.train_plots`` (plot series and colours)
+and ``app.try_it`` (the Try it panel).
 """
 
 from __future__ import annotations
 
-import argparse
-import html
-import os
-import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from app.train_plots import (PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection,
+                             shown_series_frame)
+from app.train_runs import (FRESH, LATEST, RUNS_HEADERS, active_config, config_choices, config_path,
+                            rel_path, resolve_sample_step, resume_choices, run_dir_of, run_model,
+                            runs_table, sample_step_choices)
+from app.train_status import failure_text, status_html
+from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_text, synthesize_defaults,
+                        vocode_clip)
 from modules import run_manager as runs
-from modules.errors import UserError
-from modules.run_manager.metrics import format_duration
 from modules.workspace import Workspace
 
 if TYPE_CHECKING:
     import gradio as gr
-    import pandas as pd
 
 REFRESH_S = 2.0
 STOP_TIMEOUT_S = 120.0
 SAMPLE_SLOTS = 6
-PLOT_POINTS = 1000  # per series: a 1400 px wide plot shows no more, and the browser redraws fast
 CONSOLE_LINES = 12  # fewer than the box shows, so wrapped lines still leave the newest in view
-LATEST = "latest"
-FRESH = ""
 GPU_CHOICES = [("from the config", ""), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("8", "8")]
-STATE_COLOURS = {"running": "#2563eb", "starting": "#2563eb", "finished": "#15803d", "stopped": "#a16207",
-                 "failed": "#b91c1c", "idle": "#6b7280"}
 
-
-# --------------------------------------------------------------------------------------------
-# pure helpers
-# --------------------------------------------------------------------------------------------
-
-def config_choices(ws: Workspace) -> list[str]:
-    """Saved configs as ``NAME/configs/CONFIG.yaml`` (relative to ``training/``)."""
-    return [runs.config_label(ws, p) for p in runs.list_configs(ws)]
-
-
-def config_path(ws: Workspace, label: str) -> Path:
-    """The config file of a dropdown label (inside ``training/``)."""
-    if not label:
-        raise UserError("pick a config first (save one in the Generate Configuration tab)")
-    return ws.inside(ws.training / label)
-
-
-def run_dir_of(ws: Workspace, label: str) -> Path | None:
-    """The run folder a config trains into (None when no config or it cannot be read)."""
-    try:
-        return runs.run_dir_for_config(ws, config_path(ws, label))
-    except (UserError, ValueError, OSError):
-        return None
-
-
-def resume_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
-    """"start fresh" first, then the run's states newest first with step, epoch, val loss, time."""
-    out = [("start fresh", FRESH)]
-    if run_dir is None:
-        return out
-    for s in runs.list_states(run_dir):
-        out.append((s.label(), _rel(ws, s.path)))
-    return out
-
-
-def active_config(ws: Workspace) -> str | None:
-    """The config of a run that is training now (reconnect on page load), else None."""
-    for label in config_choices(ws):
-        run_dir = run_dir_of(ws, label)
-        if run_dir is not None and run_dir.is_dir() and runs.run_status(run_dir).active:
-            return label
-    return None
-
-
-def status_html(st: "runs.RunStatus", prog: dict[str, Any] | None, run_label: str) -> str:
-    """State badge, step/total, epoch, speed, ETA and a progress bar; data-* attributes for tests."""
-    prog = prog or {}
-    step = st.step if st.step is not None else prog.get("step")
-    total = st.total_steps
-    colour = STATE_COLOURS.get(st.state, "#6b7280")
-    parts = [f'<b style="color:{colour}" class="vt-state">{html.escape(st.state)}</b>']
-    if run_label:
-        parts.append(html.escape(run_label))
-    if step is not None:
-        parts.append(f"step {step}" + (f" / {total}" if total else ""))
-    if st.epoch is not None:
-        parts.append(f"epoch {st.epoch:.4g}")
-    if prog.get("its"):
-        parts.append(f"{prog['its']:.2f} it/s")
-    if st.active and prog.get("eta_s") is not None:
-        parts.append(f"ETA {format_duration(prog['eta_s'])}")
-    if st.pid and st.active:
-        parts.append(f"pid {st.pid}")
-    frac = prog.get("fraction")
-    if frac is None and step is not None and total:
-        frac = min(1.0, step / total)
-    bar = (f'<progress max="1" value="{frac:.4f}" style="width:100%"></progress>' if frac is not None else "")
-    return (f'<div id="train-progress" data-state="{html.escape(st.state)}" data-step="{step if step is not None else ""}"'
-            f' data-pid="{st.pid or ""}">{" · ".join(parts)}{bar}</div>')
-
-
-def failure_text(st: "runs.RunStatus") -> str:
-    """The trainer's own message for a failed run, then the tail of its log."""
-    if st.state != "failed":
-        return ""
-    text = st.message or "The run failed."
-    if st.log_tail:
-        text += "\n\n--- last log lines ---\n" + st.log_tail
-    return text
-
-
-def runs_table(ws: Workspace) -> list[list[Any]]:
-    """Rows of the runs list: run, model, state, step, states, last metrics, command."""
-    rows = []
-    for run_dir in runs.list_runs(ws):
-        s = runs.run_summary(ws, run_dir)
-        rows.append([s["path"], s["model"], s["state"], s["step"], s["states"], s["last train"],
-                     s["last validation"], s["command"]])
-    return rows
-
-
-RUNS_HEADERS = ["run folder", "model", "state", "step", "states", "last train metrics", "last validation",
-                "command"]
-
-
-def sample_step_choices(run_dir: Path | None) -> list[tuple[str, str]]:
-    steps = runs.list_sample_steps(run_dir) if run_dir else []
-    return [("latest", LATEST)] + [(f"step {s}", str(s)) for s in steps]
-
-
-def resolve_sample_step(run_dir: Path | None, choice: str | None) -> int | None:
-    steps = runs.list_sample_steps(run_dir) if run_dir else []
-    if not steps:
-        return None
-    if choice and choice != LATEST and choice.isdigit() and int(choice) in steps:
-        return int(choice)
-    return steps[0]
-
-
-def dataset_clips(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
-    """Clips of the run's dataset for the Try-it panel: validation clips first, then training clips."""
-    if run_dir is None:
-        return []
-    dataset = run_dir.parent.parent
-    out = []
-    for name in ("validation.txt", "train.txt"):
-        try:
-            lines = (dataset / name).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
-        for line in lines[:200]:
-            rel = line.split("|", 1)[0].strip()
-            if rel:
-                text = line.split("|", 1)[1][:60] if "|" in line else ""
-                out.append((f"{rel} ({name.split('.')[0]}) {text}".strip(), _rel(ws, dataset / rel)))
-    return out
-
-
-def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
-    """Exported checkpoints then training states of a run, newest first."""
-    if run_dir is None:
-        return []
-    out = [(f"{p.name} (export)", _rel(ws, p)) for p in runs.list_checkpoints(run_dir)]
-    out += [(f"state {s.label()}", _rel(ws, s.path)) for s in runs.list_states(run_dir)]
-    return out
-
-
-def upload_root() -> Path:
-    """Gradio's upload/cache folder: the only place outside the workspace a clip may come from."""
-    base = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
-    return Path(base).expanduser().resolve()
-
-
-def resolve_clip(ws: Workspace, clip: str) -> Path:
-    """A Try-it clip as a file: an upload (absolute, under ``upload_root()``) or a path inside the
-    workspace (relative to it or absolute). Anything else is refused with a UserError."""
-    src = Path(str(clip)).expanduser()
-    uploads = upload_root()
-    if src.is_absolute() and uploads in src.resolve().parents:
-        path = src.resolve()
-    else:
-        try:
-            path = ws.inside(src)
-        except ValueError:  # WorkspaceError: the path leaves the workspace
-            raise UserError(f"{clip}: refused, a clip must be a dataset clip, a file inside the workspace "
-                            f"{ws.root} or an upload") from None
-    if not path.is_file():
-        raise UserError(f"{clip}: clip not found")
-    return path
-
-
-def _clip_list(clips: str | list[str] | None) -> list[str]:
-    if not clips:
-        return []
-    return [clips] if isinstance(clips, (str, os.PathLike)) else [c for c in clips if c]
-
-
-def _try_inputs(ws: Workspace, checkpoint: str, clips: str | list[str]) -> tuple[Path, list[Path], Path]:
-    """(checkpoint, clips, output folder): the checkpoint inside the workspace, each clip a dataset
-    clip / workspace file or an upload (``resolve_clip``), the output under ``RUN/try_it/``."""
-    ckpt = ws.inside(checkpoint)
-    names = _clip_list(clips)
-    if not names:
-        raise UserError("pick a dataset clip or upload one")
-    srcs = [resolve_clip(ws, c) for c in names]
-    run_dir = ckpt.parent.parent  # RUN/checkpoints/FILE or RUN/states/FILE
-    return ckpt, srcs, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
-
-
-def run_model(run_dir: Path | None) -> str | None:
-    """The model type of a run (from its config.yaml), None when unknown."""
-    if run_dir is None:
-        return None
-    try:
-        return runs.read_config_yaml(run_dir / "config.yaml").get("model")
-    except UserError:
-        return None
-
-
-def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
-    """Resynthesise one clip with a run's HiFi-GAN checkpoint through ``python -m modules vocode``'s code."""
-    from modules.hifigan import vocode
-
-    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clip)
-    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(srcs[0])], out=str(out_dir),
-                              device="auto")
-    vocode.run(args, ws)
-    return out_dir / (srcs[0].stem + ".wav")
-
-
-def synthesize_defaults() -> dict[str, Any]:
-    """``python -m modules synthesize``'s own option defaults, so the UI never drifts from the CLI."""
-    from modules.autoregressive import synthesize
-
-    parser = argparse.ArgumentParser()
-    synthesize.add_parser(parser.add_subparsers())
-    return vars(parser.parse_args(["synthesize", "--text", "x", "--reference", "x", "--out", "x"]))
-
-
-def speak_text(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
-               repetition_penalty: float | None = None) -> Path:
-    """Text to speech with a run's autoregressive checkpoint, every clip in ``clips`` as a voice
-    reference, through ``python -m modules synthesize``'s code and the run's own sampling settings and
-    vocoder; ``repetition_penalty`` None takes synthesize's default."""
-    from modules.autoregressive import synthesize
-
-    if not (text or "").strip():
-        raise UserError("type a sentence to speak")
-    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clips)
-    try:
-        section = runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
-    except UserError:
-        section = {}
-    defaults = synthesize_defaults()
-    out = out_dir / "speech.wav"
-    args = argparse.Namespace(
-        checkpoint=str(ckpt), text=[text.strip()], reference=[str(s) for s in srcs], out=str(out), tokenizer=None,
-        dvae=None, mel_norms=None, vocoder=section.get("vocoder"),
-        temperature=section.get("sample_temperature", defaults["temperature"]),
-        top_p=section.get("sample_top_p", defaults["top_p"]),
-        repetition_penalty=(defaults["repetition_penalty"] if repetition_penalty is None
-                            else float(repetition_penalty)),
-        max_tokens=section.get("sample_max_mel_tokens", 250), seed=0, device="auto")
-    synthesize.run(args, ws)
-    return out
-
-
-# series a model's runs start with unticked: HiFi-GAN's total ``loss`` (~100, mostly mel L1 x 45)
-# squashes every other curve to a flat line; the user can tick it back
-DEFAULT_HIDDEN_SERIES: dict[str, frozenset[str]] = {"hifigan": frozenset({"loss"})}
-
-
-def series_selection(names: list[str], known: list[str], shown: list[str] | None, model: str | None) -> list[str]:
-    """The loss series to tick when the run's series list changes (``names``, in plot order).
-
-    A series the user ticks stays ticked and one they unticked (``known`` but not ``shown``)
-    stays hidden; a series new to the list is ticked unless the model hides it by default
-    (``DEFAULT_HIDDEN_SERIES``)."""
-    shown_set, known_set = set(shown or []), set(known or [])
-    default_hidden = DEFAULT_HIDDEN_SERIES.get(model or "", frozenset())
-    return [n for n in names if n in shown_set or (n not in known_set and n not in default_hidden)]
-
-
-def shown_series_frame(frame: "pd.DataFrame", shown: list[str] | None) -> "pd.DataFrame":
-    """The loss plot's rows: those of the ticked series (train and validation alike)."""
-    if frame is None or frame.empty:
-        return frame
-    return frame[frame["series"].isin(list(shown or []))]
-
-
-# Tableau 20 order: distinct colours for up to 20 series, the first ten the familiar Vega ones
-PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
-           "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
-
-
-def series_colours(names: list[str], frame: "pd.DataFrame | None") -> dict[str, str]:
-    """A LinePlot ``color_map`` for the series drawn in ``frame``, coloured by their place in ``names``
-    (all of the plot's series) so a series keeps its colour when others are ticked or unticked.
-
-    Gradio 6's LinePlot fixes its colour domain when it builds the chart and later data-only updates
-    keep it: a series new to the plot draws without a stroke and stays out of the legend. A changed
-    ``color_map`` makes it rebuild the chart, so the map holds exactly the drawn series and changes
-    whenever that set does."""
-    if frame is None or frame.empty:
-        return {}
-    drawn = list(dict.fromkeys(frame["series"]))
-    order = {n: i for i, n in enumerate(list(dict.fromkeys(list(names) + drawn)))}
-    return {n: PALETTE[order[n] % len(PALETTE)] for n in drawn}
-
-
-def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
-    """A long frame for a LinePlot with the x column named ``x``; None when empty.
-
-    An empty frame must never reach the plot: Gradio then loses the colour encoding and later
-    points draw without a stroke."""
-    if frame is None or frame.empty:
-        return None
-    return frame.rename(columns={x: "x"}) if x != "x" else frame
-
-
-PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (higher is better)", "lr": "Learning rate",
-               "grad_norm": "Gradient norm"}
-
-
-def _plot_update(frame, x: str, title: str):
-    import gradio as gr
-
-    # the x column is always "x" and its name goes into the label: changing the axis title in
-    # the same update as the data makes Gradio keep the old data
-    return gr.update(value=plot_frame(frame, x), label=f"{title} (x: {x})")
-
-
-def _rel(ws: Workspace, p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(ws.root))
-    except ValueError:
-        return str(p)
-
-
-# --------------------------------------------------------------------------------------------
-# Gradio wiring
-# --------------------------------------------------------------------------------------------
 
 def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     """Create the tab's widgets inside the current ``gr.Tab``."""
@@ -496,7 +180,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             # colour maps go out in the follow-up event (``recolour``), never with the data
             cache_out["colours"] = {k: series_colours(list(dict.fromkeys(frames[k]["series"])), drawn[k])
                                     for k in plot_outputs}
-            plots = [_plot_update(drawn[k], x or "step", PLOT_TITLES[k]) for k in plot_outputs]
+            plots = [plot_update(drawn[k], x or "step", PLOT_TITLES[k]) for k in plot_outputs]
             plots[list(plot_outputs).index("quality")]["visible"] = not frames["quality"].empty
         else:
             plots = [gr.update()] * len(plot_outputs)
@@ -657,7 +341,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     # ---- try it ---------------------------------------------------------------------------------
     def on_try(label, ckpt, clips, uploads, text, penalty):
-        sources = _clip_list(uploads) + _clip_list(clips)
+        sources = clip_list(uploads) + clip_list(clips)
         if not ckpt:
             return error("no checkpoint yet: the run writes one at every save"), None
         if not sources:
@@ -671,7 +355,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 done = f"Vocoded `{Path(sources[0]).name}` with `{Path(ckpt).name}`"
         except Exception as exc:  # noqa: BLE001
             return describe_exception(exc, "Try it"), None
-        return ok(f"{done} → `{_rel(ws, out)}`"), str(out)
+        return ok(f"{done} → `{rel_path(ws, out)}`"), str(out)
 
     try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty], [try_msg, try_out])
 

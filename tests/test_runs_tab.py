@@ -7,21 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from app.train_tab import (
-    FRESH,
-    dataset_clips,
-    failure_text,
-    plot_frame,
-    resolve_clip,
-    resolve_sample_step,
-    resume_choices,
-    run_dir_of,
-    run_model,
-    series_colours,
-    series_selection,
-    shown_series_frame,
-    status_html,
-)
+from app.train_plots import plot_frame, series_colours, series_selection, shown_series_frame
+from app.train_runs import FRESH, resolve_sample_step, resume_choices, run_dir_of, run_model
+from app.train_status import failure_text, status_html
+from app.try_it import dataset_clips, resolve_clip
 from modules.errors import UserError
 from modules.run_manager import RunStatus
 from modules.run_manager.metrics import MetricsReader, metric_columns, metric_frames
@@ -202,7 +191,7 @@ def test_try_it_vocodes_and_speaks_with_real_checkpoints(tmp_path, shared):
     a sentence with a dataset clip as reference (content is noise at this size; the path is tested)."""
     import soundfile as sf
 
-    from app.train_tab import checkpoint_choices, speak_text, vocode_clip
+    from app.try_it import checkpoint_choices, speak_text, vocode_clip
     from modules.config.schema import config_from_dict, save_config
     from modules.trainer.core import Trainer
     from tests.test_ar_recipe import make_ar_workspace, train

@@ -18,6 +18,7 @@ from modules.errors import UserError
 from modules.run_manager.process import launcher_paths
 from modules.workspace import Workspace
 from tests.conftest import DEMO_VOICE, REPO, python_env
+from tests.run_helpers import kill_active_trainers, prepare_demo
 
 pytestmark = pytest.mark.skipif(not DEMO_VOICE.is_dir(), reason="voices/demo is missing")
 
@@ -35,18 +36,10 @@ TINY = {
 def ws(tmp_path):
     root = tmp_path / "ws"
     shutil.copytree(DEMO_VOICE, root / "voices" / "demo")
-    subprocess.run([sys.executable, "-m", "modules", "--workspace", str(root), "prepare", "demo",
-                    "--transcriber", "none"], cwd=REPO, env=python_env(), check=True, capture_output=True,
-                   timeout=300)
+    prepare_demo(root)
     w = Workspace.open(root)
     yield w
-    for run in runs.list_runs(w):
-        st = runs.run_status(run)
-        if st.active and st.pid:
-            try:
-                os.killpg(os.getpgid(st.pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    kill_active_trainers(w)
 
 
 def _wait(predicate, timeout=120.0, what="condition"):

@@ -20,7 +20,7 @@ import pytest
 from tests.browser import gradio_ready, ui  # noqa: F401  (the fixture)
 from tests.conftest import DEMO_VOICE, REPO
 
-from app import prepare_tab
+from app import prepare_editor, prepare_form, prepare_stats
 from modules.errors import UserError
 from modules.prepare.options import PrepareOptions
 from modules.workspace import Workspace, WorkspaceError
@@ -32,42 +32,58 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 
 def _table(rows: list[tuple[str, str, float, str, str]]) -> pd.DataFrame:
     base = pd.DataFrame(rows, columns=["file", "split", "duration", "text", "flags"])
-    return prepare_tab.with_delete_column(base)
+    return prepare_editor.with_delete_column(base)
 
 
 def test_merge_view_matches_rows_by_file_not_position() -> None:
     full = _table([("audio/a.wav", "train", 1.0, "one", ""), ("audio/b.wav", "train", 2.0, "two", "too_short"),
                    ("audio/c.wav", "validation", 3.0, "three", "")])
     # a filtered view (only the flagged row), edited: text changed and ticked for deletion
-    view = prepare_tab.visible_rows(full, only_flagged=True)
+    view = prepare_editor.visible_rows(full, only_flagged=True)
     assert list(view["file"]) == ["audio/b.wav"]
     view.loc[0, "text"] = "two edited"
     view.loc[0, "delete"] = True
-    merged = prepare_tab.merge_view(full, view, only_flagged=True)
+    merged = prepare_editor.merge_view(full, view, only_flagged=True)
     assert list(merged["text"]) == ["one", "two edited", "three"]
     assert list(merged["delete"]) == [False, True, False]
     # non-editable columns are never taken from the view
     view.loc[0, "duration"] = 99.0
-    assert prepare_tab.merge_view(full, view, only_flagged=True)["duration"].tolist() == [1.0, 2.0, 3.0]
+    assert prepare_editor.merge_view(full, view, only_flagged=True)["duration"].tolist() == [1.0, 2.0, 3.0]
 
 
 def test_merge_view_drops_rows_removed_with_the_table_menu() -> None:
     full = _table([("audio/a.wav", "train", 1.0, "one", ""), ("audio/b.wav", "train", 2.0, "two", "clipped"),
                    ("audio/c.wav", "train", 3.0, "three", "clipped")])
-    view = prepare_tab.visible_rows(full, only_flagged=True).iloc[[1]]  # b removed from the flagged view
-    merged = prepare_tab.merge_view(full, view, only_flagged=True)
+    view = prepare_editor.visible_rows(full, only_flagged=True).iloc[[1]]  # b removed from the flagged view
+    merged = prepare_editor.merge_view(full, view, only_flagged=True)
     assert list(merged["file"]) == ["audio/a.wav", "audio/c.wav"]  # a was not shown, so it stays
     # a blank row added in the table is ignored; an empty view (nothing loaded) changes nothing
-    blank = pd.concat([prepare_tab.visible_rows(full, False), pd.DataFrame([{"file": "", "text": "x"}])])
-    assert prepare_tab.merge_view(full, blank).equals(full)
-    assert prepare_tab.merge_view(full, prepare_tab.empty_table()).equals(full)
+    blank = pd.concat([prepare_editor.visible_rows(full, False), pd.DataFrame([{"file": "", "text": "x"}])])
+    assert prepare_editor.merge_view(full, blank).equals(full)
+    assert prepare_editor.merge_view(full, prepare_editor.empty_table()).equals(full)
+
+
+def test_table_operations_return_new_tables_and_counts() -> None:
+    full = _table([("audio/a.wav", "train", 1.0, "one", ""), ("audio/b.wav", "train", 2.0, "two", "clipped"),
+                   ("audio/c.wav", "validation", 3.0, "three", "too_short")])
+    before = full.copy()
+    edited = prepare_editor.set_clip_text(full, "audio/b.wav", "  two\n edited ")
+    assert list(edited["text"]) == ["one", "two edited", "three"]
+    ticked, flagged = prepare_editor.tick_flagged(edited)
+    assert flagged == 2 and list(ticked["delete"]) == [False, True, True]
+    kept, dropped = prepare_editor.drop_ticked(ticked)
+    assert dropped == 2 and list(kept["file"]) == ["audio/a.wav"] and list(kept.index) == [0]
+    assert list(prepare_editor.drop_clip(full, "audio/a.wav")["file"]) == ["audio/b.wav", "audio/c.wav"]
+    assert prepare_editor.find_clip(full, "audio/c.wav")["split"] == "validation"
+    assert prepare_editor.find_clip(full, "audio/missing.wav") is None
+    assert full.equals(before)  # the session's table is never changed in place
 
 
 def test_table_stats_leave_out_ticked_rows() -> None:
     full = _table([("audio/a.wav", "train", 1.0, "one", ""), ("audio/b.wav", "validation", 2.5, "two", "clipped"),
                    ("audio/c.wav", "train", 4.0, "three", "")])
     full.loc[2, "delete"] = True
-    stats = prepare_tab.table_stats(full)
+    stats = prepare_stats.table_stats(full)
     assert stats["clips"] == 2 and stats["marked"] == 1
     assert stats["total_seconds"] == pytest.approx(3.5)
     assert stats["mean_seconds"] == pytest.approx(1.75)
@@ -76,26 +92,26 @@ def test_table_stats_leave_out_ticked_rows() -> None:
 
 def test_histogram_counts_every_clip_in_ordered_bins() -> None:
     durations = np.array([0.61, 0.9, 1.2, 3.7, 11.5])
-    table = prepare_tab.histogram_table(durations, bin_seconds=0.5)
+    table = prepare_stats.histogram_table(durations, bin_seconds=0.5)
     assert int(table["clips"].sum()) == len(durations)
     assert table["seconds"].iloc[0] == "0.5–1.0" and table["seconds"].iloc[-1] == "11.5–12.0"
     assert len(table) == 23  # empty bins between are kept so the shape is honest
-    assert prepare_tab.histogram_table(np.array([])).empty
+    assert prepare_stats.histogram_table(np.array([])).empty
 
 
 def test_parse_options_defaults_and_refusals(tmp_path: Path) -> None:
     ws = Workspace.open(tmp_path)
-    assert prepare_tab.parse_options(ws, {}) == PrepareOptions()
-    opts = prepare_tab.parse_options(ws, {"validation_count": "", "seed": 3.0, "model": "models/whisper/x"})
+    assert prepare_form.parse_options(ws, {}) == PrepareOptions()
+    opts = prepare_form.parse_options(ws, {"validation_count": "", "seed": 3.0, "model": "models/whisper/x"})
     assert opts.validation_count is None and opts.seed == 3
     assert opts.model == str(ws.root / "models" / "whisper" / "x")
-    assert prepare_tab.parse_options(ws, {"validation_count": "4"}).validation_count == 4
+    assert prepare_form.parse_options(ws, {"validation_count": "4"}).validation_count == 4
     with pytest.raises(UserError, match="validation count"):
-        prepare_tab.parse_options(ws, {"validation_count": "four"})
+        prepare_form.parse_options(ws, {"validation_count": "four"})
     with pytest.raises(WorkspaceError, match="outside the workspace"):
-        prepare_tab.parse_options(ws, {"model": "../../elsewhere/model.pt"})
+        prepare_form.parse_options(ws, {"model": "../../elsewhere/model.pt"})
     with pytest.raises(UserError, match="max seconds"):
-        prepare_tab.parse_options(ws, {"min_seconds": 5.0, "max_seconds": 2.0})
+        prepare_form.parse_options(ws, {"min_seconds": 5.0, "max_seconds": 2.0})
 
 
 def test_tab_defaults_are_the_cli_defaults(tmp_path: Path) -> None:
@@ -125,7 +141,7 @@ def test_tab_defaults_are_the_cli_defaults(tmp_path: Path) -> None:
     form = {"transcriber": by_id["prepare-transcriber"].value, "model": by_id["prepare-model"].value,
             "validation_count": by_id["prepare-validation-count"].value,
             "padding_seconds": by_id["prepare-padding"].value}
-    assert prepare_tab.parse_options(Workspace.open(tmp_path), form) == cli_defaults
+    assert prepare_form.parse_options(Workspace.open(tmp_path), form) == cli_defaults
 
 
 def test_messages_show_user_errors_verbatim_and_bugs_in_one_line(capsys) -> None:

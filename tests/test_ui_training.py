@@ -12,8 +12,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +20,8 @@ import pytest
 from modules import run_manager as runs
 from modules.workspace import Workspace
 from tests.browser import gradio_ready, open_tab, ui  # noqa: F401  (fixture)
-from tests.conftest import DEMO_VOICE, REPO, python_env
+from tests.conftest import DEMO_VOICE, REPO
+from tests.run_helpers import kill_active_trainers, prepare_demo
 
 pytestmark = pytest.mark.skipif(not DEMO_VOICE.is_dir(), reason="voices/demo is missing")
 
@@ -61,9 +60,7 @@ def prepared(tmp_path_factory) -> Path:
     """The demo voice prepared once (``prepare demo --transcriber none``)."""
     root = tmp_path_factory.mktemp("prepared")
     shutil.copytree(DEMO_VOICE, root / "voices" / "demo")
-    subprocess.run([sys.executable, "-m", "modules", "--workspace", str(root), "prepare", "demo",
-                    "--transcriber", "none"], cwd=REPO, env=python_env(), check=True, capture_output=True,
-                   timeout=300)
+    prepare_demo(root)
     return root
 
 
@@ -76,13 +73,7 @@ def ws(prepared, tmp_path):
         (root / sub).mkdir(parents=True, exist_ok=True)
     w = Workspace.open(root)
     yield w
-    for run in runs.list_runs(w):
-        st = runs.run_status(run)
-        if st.active and st.pid:
-            try:
-                os.killpg(os.getpgid(st.pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    kill_active_trainers(w)
 
 
 def save_tiny(ws: Workspace, name: str = "tiny") -> Path:
@@ -370,6 +361,8 @@ def test_sigkilled_trainer_shows_failure_and_resumes(ui, ws):  # noqa: F811
     assert len(runs.list_states(run)) > 1
     choose(page, "train-run-pick", "training/demo/runs/tiny")
     page.locator("#train-del-states").click()
-    page.locator("#train-confirm").click()
+    # the confirmation row appears once the queued click is served; on a loaded 2-core machine the
+    # 2 s refresh timer can keep the queue busy for a while, so allow more than Playwright's default 30 s
+    page.locator("#train-confirm").click(timeout=90_000)
     wait_until(page, lambda: "Removed" in page.locator("#train-runs-message").inner_text(), 20, "states removed")
     assert len(runs.list_states(run)) == 1

@@ -1,0 +1,139 @@
+"""The Try it panel's helpers: which checkpoints and clips to offer, the path rule for clips, and
+running ``vocode`` / ``synthesize`` on them.
+
+Model code (``modules.hifigan``, ``modules.autoregressive``) is imported only inside the functions that
+run it, so building the UI stays free of torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.train_runs import rel_path
+from modules import run_manager as runs
+from modules.errors import UserError
+from modules.workspace import Workspace
+
+
+def dataset_clips(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
+    """Clips of the run's dataset for the Try-it panel: validation clips first, then training clips."""
+    if run_dir is None:
+        return []
+    dataset = run_dir.parent.parent
+    out = []
+    for name in ("validation.txt", "train.txt"):
+        try:
+            lines = (dataset / name).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines[:200]:
+            rel = line.split("|", 1)[0].strip()
+            if rel:
+                text = line.split("|", 1)[1][:60] if "|" in line else ""
+                out.append((f"{rel} ({name.split('.')[0]}) {text}".strip(), rel_path(ws, dataset / rel)))
+    return out
+
+
+def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
+    """Exported checkpoints then training states of a run, newest first."""
+    if run_dir is None:
+        return []
+    out = [(f"{p.name} (export)", rel_path(ws, p)) for p in runs.list_checkpoints(run_dir)]
+    out += [(f"state {s.label()}", rel_path(ws, s.path)) for s in runs.list_states(run_dir)]
+    return out
+
+
+def upload_root() -> Path:
+    """Gradio's upload/cache folder: the only place outside the workspace a clip may come from."""
+    base = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    return Path(base).expanduser().resolve()
+
+
+def resolve_clip(ws: Workspace, clip: str) -> Path:
+    """A Try-it clip as a file: an upload (absolute, under ``upload_root()``) or a path inside the
+    workspace (relative to it or absolute). Anything else is refused with a UserError."""
+    src = Path(str(clip)).expanduser()
+    uploads = upload_root()
+    if src.is_absolute() and uploads in src.resolve().parents:
+        path = src.resolve()
+    else:
+        try:
+            path = ws.inside(src)
+        except ValueError:  # WorkspaceError: the path leaves the workspace
+            raise UserError(f"{clip}: refused, a clip must be a dataset clip, a file inside the workspace "
+                            f"{ws.root} or an upload") from None
+    if not path.is_file():
+        raise UserError(f"{clip}: clip not found")
+    return path
+
+
+def clip_list(clips: str | list[str] | None) -> list[str]:
+    """One clip, a list of clips or nothing (what Gradio widgets send) as a list of non-empty names."""
+    if not clips:
+        return []
+    return [clips] if isinstance(clips, (str, os.PathLike)) else [c for c in clips if c]
+
+
+def _try_inputs(ws: Workspace, checkpoint: str, clips: str | list[str]) -> tuple[Path, list[Path], Path]:
+    """(checkpoint, clips, output folder): the checkpoint inside the workspace, each clip a dataset
+    clip / workspace file or an upload (``resolve_clip``), the output under ``RUN/try_it/``."""
+    ckpt = ws.inside(checkpoint)
+    names = clip_list(clips)
+    if not names:
+        raise UserError("pick a dataset clip or upload one")
+    srcs = [resolve_clip(ws, c) for c in names]
+    run_dir = ckpt.parent.parent  # RUN/checkpoints/FILE or RUN/states/FILE
+    return ckpt, srcs, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
+    """Resynthesise one clip with a run's HiFi-GAN checkpoint through ``python -m modules vocode``'s code."""
+    from modules.hifigan import vocode
+
+    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clip)
+    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(srcs[0])], out=str(out_dir),
+                              device="auto")
+    vocode.run(args, ws)
+    return out_dir / (srcs[0].stem + ".wav")
+
+
+def synthesize_defaults() -> dict[str, Any]:
+    """``python -m modules synthesize``'s own option defaults, so the UI never drifts from the CLI."""
+    from modules.autoregressive import synthesize
+
+    parser = argparse.ArgumentParser()
+    synthesize.add_parser(parser.add_subparsers())
+    return vars(parser.parse_args(["synthesize", "--text", "x", "--reference", "x", "--out", "x"]))
+
+
+def speak_text(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
+               repetition_penalty: float | None = None) -> Path:
+    """Text to speech with a run's autoregressive checkpoint, every clip in ``clips`` as a voice
+    reference, through ``python -m modules synthesize``'s code and the run's own sampling settings and
+    vocoder; ``repetition_penalty`` None takes synthesize's default."""
+    from modules.autoregressive import synthesize
+
+    if not (text or "").strip():
+        raise UserError("type a sentence to speak")
+    ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clips)
+    try:
+        section = runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
+    except UserError:
+        section = {}
+    defaults = synthesize_defaults()
+    out = out_dir / "speech.wav"
+    args = argparse.Namespace(
+        checkpoint=str(ckpt), text=[text.strip()], reference=[str(s) for s in srcs], out=str(out), tokenizer=None,
+        dvae=None, mel_norms=None, vocoder=section.get("vocoder"),
+        temperature=section.get("sample_temperature", defaults["temperature"]),
+        top_p=section.get("sample_top_p", defaults["top_p"]),
+        repetition_penalty=(defaults["repetition_penalty"] if repetition_penalty is None
+                            else float(repetition_penalty)),
+        max_tokens=section.get("sample_max_mel_tokens", 250), seed=0, device="auto")
+    synthesize.run(args, ws)
+    return out
