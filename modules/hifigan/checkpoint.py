@@ -88,6 +88,19 @@ def newest_in(folder: str | Path) -> Path | None:
     return gs[-1] if gs else None
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A file to load for ``path``: itself, or the newest checkpoint of a run folder (UserError if none)."""
+    path = Path(path)
+    if path.is_dir():
+        found = newest_in(path)
+        if found is None:
+            raise UserError(f"{path}: no g_ file or states/step_*.pt inside")
+        return found
+    if not path.is_file():
+        raise UserError(f"{path}: not found")
+    return path
+
+
 def step_of(path: str | Path) -> int | None:
     m = re.search(r"(\d+)$", Path(path).name)
     return int(m.group(1)) if m else None
