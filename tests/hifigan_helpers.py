@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from conftest import DEMO_VOICE, REPO, python_env
@@ -83,3 +84,15 @@ def read_metrics(run: Path) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+# Fixtures shared by the HiFi-GAN test modules (imported there by name): the demo voice is
+# prepared once per module, and each test gets its own copy of that workspace.
+@pytest.fixture(scope="module")
+def demo_src(tmp_path_factory):
+    return prepared_demo(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def ws(demo_src, tmp_path):
+    return workspace_copy(demo_src, tmp_path / "ws")

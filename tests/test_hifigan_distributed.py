@@ -12,17 +12,10 @@ import pytest
 import torch
 
 from conftest import REPO, python_env
-from hifigan_helpers import prepared_demo, read_metrics, run_dir, state_models, tiny_config, workspace_copy
+from hifigan_helpers import demo_src, ws  # noqa: F401 (pytest fixtures)
+from hifigan_helpers import read_metrics, run_dir, state_models, tiny_config
 
 
-@pytest.fixture(scope="module")
-def demo_src(tmp_path_factory):
-    return prepared_demo(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture
-def ws(demo_src, tmp_path):
-    return workspace_copy(demo_src, tmp_path / "ws")
 
 
 def _save(ws, name: str, cfg: dict) -> str:

@@ -11,19 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from hifigan_helpers import prepared_demo, read_metrics, run_dir, state_models, tiny_config, train, workspace_copy
+from hifigan_helpers import demo_src, ws  # noqa: F401 (pytest fixtures)
+from hifigan_helpers import read_metrics, run_dir, state_models, tiny_config, train
 from modules.errors import UserError
 from modules.hifigan import load_generator
 
 
-@pytest.fixture(scope="module")
-def demo_src(tmp_path_factory):
-    return prepared_demo(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture
-def ws(demo_src, tmp_path):
-    return workspace_copy(demo_src, tmp_path / "ws")
 
 
 def test_tiny_training_run_on_demo(ws):

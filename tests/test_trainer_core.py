@@ -291,28 +291,32 @@ def cli(ws, *args):
     return [sys.executable, "-m", "modules", "--workspace", str(ws.root), *args]
 
 
+def sigterm_trainer_when(ws, path, recipe: str, ready, timeout: float = 90):
+    """Start ``train`` in its own process group, wait until ``ready()`` (or the process ends),
+    SIGTERM the whole group as the UI does, and return ``(process, console output)``."""
+    proc = subprocess.Popen(cli(ws, "train", str(path), "--recipe", recipe),
+                            cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        assert proc.poll() is None, "the trainer exited before the stop"
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole group, loader workers included
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, out
+
+
 def test_sigterm_saves_and_exits_zero_then_resume_matches(ws):
     _, straight = train(ws, "ref", "max_steps=40", "save_every_steps=100", "validate_every_steps=100")
     _, path = make_config(ws, "term", "max_steps=40", "save_every_steps=100", "validate_every_steps=100",
                           "num_workers=1")
     run = ws.root / "training" / "toy" / "runs" / "term"
-    proc = subprocess.Popen(cli(ws, "train", str(path), "--recipe", "tests.trainer_toy:SlowToyRecipe"),
-                            cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            st = read_status(run)
-            if st and st.get("step", 0) >= 3:
-                break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGTERM)  # like the UI: the whole group, loader worker included
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out = sigterm_trainer_when(ws, path, "tests.trainer_toy:SlowToyRecipe",
+                                     lambda: (read_status(run) or {}).get("step", 0) >= 3)
     assert proc.returncode == 0, out
     status = read_status(run)
     assert status["state"] == "stopped" and "SIGTERM" in status["message"], status
@@ -327,22 +331,8 @@ def test_sigterm_while_building_exits_zero_as_stopped(ws):
     """A stop while models are still being built: no kill, status says stopped, nothing saved."""
     _, path = make_config(ws, "early")
     run = ws.root / "training" / "toy" / "runs" / "early"
-    proc = subprocess.Popen(cli(ws, "train", str(path), "--recipe", "tests.trainer_toy:SlowBuildToyRecipe"),
-                            cwd=REPO, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and proc.poll() is None:
-            st = read_status(run)
-            if st and st.get("message") == "building models":
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the trainer exited before it was building"
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out = sigterm_trainer_when(ws, path, "tests.trainer_toy:SlowBuildToyRecipe",
+                                     lambda: (read_status(run) or {}).get("message") == "building models")
     assert proc.returncode == 0, out
     status = read_status(run)
     assert status["state"] == "stopped" and "nothing to save" in status["message"], status

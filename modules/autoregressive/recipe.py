@@ -22,6 +22,7 @@ from modules.autoregressive import checkpoint as ckpt
 from modules.autoregressive.data import ARDataset, collate, compute_codes, read_lines, select_entries, warn
 from modules.errors import UserError
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
+from modules.trainer.statedict import state_dict_problems
 
 log = logging.getLogger("voicetune.autoregressive")
 
@@ -85,21 +86,10 @@ def check_base(config: Any, base_path: Path) -> list[str]:
     path = resolve_base(Path(base_path), Path("."))
     sd = read_base_state(path)
     own = ckpt.build_unified_voice(hp, device="meta").state_dict()
-    problems = []
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    if missing:
-        problems.append(f"{path.name} lacks {len(missing)} weights of the configured model (first: {missing[0]})")
-    if extra:
-        problems.append(f"{path.name} has {len(extra)} weights the configured model lacks (first: {extra[0]}); "
-                        "autoregressive.layers is probably smaller than the base's")
-    for k, v in own.items():
-        if k in sd and tuple(sd[k].shape) != tuple(v.shape):
-            problems.append(f"{k} is {tuple(sd[k].shape)} in {path.name} but {tuple(v.shape)} in this config "
-                            "(autoregressive.model_dim / max_*_tokens / number_*_tokens / number_mel_codes differ)")
-            if len(problems) > 4:
-                break
-    return problems
+    return state_dict_problems(own, sd, path.name, "model",
+                               extra_hint="autoregressive.layers is probably smaller than the base's",
+                               shape_hint="autoregressive.model_dim / max_*_tokens / number_*_tokens / "
+                                          "number_mel_codes differ")
 
 
 class AutoregressiveRecipe(Recipe):

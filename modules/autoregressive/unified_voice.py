@@ -16,14 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from modules.autoregressive.gpt2 import GPT2Stack
+from modules.config.presets import TORTOISE_FULL_SIZE
 
 TORTOISE_HYPERPARAMETERS: dict[str, Any] = {
-    "layers": 30,
-    "model_dim": 1024,
-    "heads": 16,
-    "max_text_tokens": 402,
-    "max_mel_tokens": 604,
-    "max_conditioning_inputs": 2,
+    **TORTOISE_FULL_SIZE,
     "number_text_tokens": 255,
     "start_text_token": 255,
     "checkpointing": False,

@@ -45,7 +45,8 @@ _V3 = {
 # Generator sizes per HiFi-GAN preset name (the schema refuses a named preset whose sizes were changed).
 HIFIGAN_PRESETS: dict[str, dict[str, Any]] = {"v1": _V1, "v2": _V2, "v3": _V3}
 
-_TORTOISE_FULL = {
+# tortoise api.py's UnifiedVoice sizes (autoregressive.pth); also the model code's defaults
+TORTOISE_FULL_SIZE = {
     "layers": 30,
     "model_dim": 1024,
     "heads": 16,
@@ -81,7 +82,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "grad_clip": 4.0,
         "text_lr_weight": 0.01,
         "mel_lr_weight": 1.0,
-        "autoregressive": copy.deepcopy(_TORTOISE_FULL),
+        "autoregressive": copy.deepcopy(TORTOISE_FULL_SIZE),
     },
 }
 
@@ -91,7 +92,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 # keeps the current sizes but frees them for editing
                 "custom": {"hifigan": {"preset": "custom"}}},
     "autoregressive": {
-        "full": {"autoregressive": copy.deepcopy(_TORTOISE_FULL)},
+        "full": {"autoregressive": copy.deepcopy(TORTOISE_FULL_SIZE)},
         # From scratch on a CPU: for tests and demos (the output is noise at this size).
         "tiny": {"autoregressive": copy.deepcopy(_TORTOISE_TINY), "batch_size": 4, "learning_rate": 1e-3,
                  "lr_schedule": {"type": "constant"}},

@@ -199,19 +199,25 @@ class DiscriminatorP(nn.Module):
         self.conv_post = norm(nn.Conv2d(c[4], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fmap = []
         b, c, t = x.shape
         if t % self.period:
             n_pad = self.period - (t % self.period)
             x = F.pad(x, (0, n_pad), "reflect")
             t = t + n_pad
         x = x.view(b, c, t // self.period, self.period)
-        for layer in self.convs:
-            x = F.leaky_relu(layer(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
+        return _conv_stack(self.convs, self.conv_post, x)
+
+
+def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The discriminators' shared body: leaky-ReLU convs, then the output conv; returns the flattened
+    scores and every layer's output (the feature maps of the feature-matching loss)."""
+    fmap = []
+    for layer in convs:
+        x = F.leaky_relu(layer(x), LRELU_SLOPE)
         fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -247,13 +253,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = norm(nn.Conv1d(c1024, 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fmap = []
-        for layer in self.convs:
-            x = F.leaky_relu(layer(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiScaleDiscriminator(nn.Module):

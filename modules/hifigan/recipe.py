@@ -26,6 +26,7 @@ from modules.hifigan.losses import discriminator_loss, feature_loss, generator_l
 from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from modules.hifigan.metrics import multi_resolution_stft, pesq_wb
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
+from modules.trainer.statedict import state_dict_problems
 
 FEATURE_MODES = ("mel", "files", "tortoise_mel")
 
@@ -400,18 +401,7 @@ def check_base(config: Any, base_path: Path) -> list[str]:
         own = Generator(**{k: h[k] for k in ("resblock", "upsample_rates", "upsample_kernel_sizes",
                                               "upsample_initial_channel", "resblock_kernel_sizes",
                                               "resblock_dilation_sizes")}, in_channels=in_channels).state_dict()
-    problems = []
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
-    if missing:
-        problems.append(f"{path.name} lacks {len(missing)} weights of the configured generator (first: {missing[0]})")
-    if extra:
-        problems.append(f"{path.name} has {len(extra)} weights the configured generator lacks (first: {extra[0]})")
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if shapes:
-        k = shapes[0]
-        problems.append(f"{len(shapes)} weights differ in shape, e.g. {k} is {tuple(state[k].shape)} in {path.name} "
-                        f"but {tuple(own[k].shape)} in this config")
+    problems = state_dict_problems(own, state, path.name, "generator")
     cfg = ckpt.config_beside(path)
     if problems and cfg is not None:
         theirs = hparams.from_jik876(ckpt.read_config(cfg))
