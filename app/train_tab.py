@@ -20,7 +20,8 @@ from app.train_runs import (FRESH, LATEST, RUNS_HEADERS, active_config, config_c
                             rel_path, resolve_sample_step, resume_choices, run_dir_of, run_model,
                             runs_table, sample_step_choices)
 from app.train_status import failure_text, status_html
-from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_text, synthesize_defaults,
+from app.live_audio import PLAY_CHUNK_JS
+from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_stream, synthesize_defaults,
                         vocode_clip)
 from modules import run_manager as runs
 from modules.workspace import Workspace
@@ -40,7 +41,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     import gradio as gr
     from gradio.context import Context
 
-    from app.common import describe_exception, error, info, ok
+    from app.common import describe_exception, error, info, md_escape, ok
 
     ws = workspace
     configs = config_choices(ws)
@@ -118,6 +119,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                     scale=1)
         try_btn = gr.Button("Vocode / speak", elem_id="train-try-run")
         try_msg = gr.Markdown("", elem_id="train-try-message")
+        # speech chunks as they are decoded, played in the browser by app.live_audio's script
+        try_live = gr.Textbox("", visible=False, elem_id="train-try-live")
         try_out = gr.Audio(None, type="filepath", label="Result", interactive=False, elem_id="train-try-out")
 
     with gr.Accordion("Runs", open=True, elem_id="train-runs"):
@@ -226,13 +229,17 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         if key == cache_out.get("samples"):
             return [gr.update()] * len(sample_outputs)
         cache_out["samples"] = key
-        note = (f"Validation step **{step}**: generated clips beside their reference recordings."
-                if clips else "No validation audio yet.")
+        info = runs.sample_info(run_dir, step) if clips else {}
+        by = sorted({str(v.get("rendered_by")) for v in info.values() if v.get("rendered_by")})
+        note = (f"Validation step **{step}**: generated clips beside their reference recordings"
+                + (f", rendered by {'; '.join(by)}." if by else ".") if clips else "No validation audio yet.")
         out: list = [note]
         for i, (row, gen, ref) in enumerate(slots):
             if i < len(clips):
                 name, wav, ref_wav = clips[i]
-                out += [gr.update(visible=True), gr.update(value=str(wav), label=f"{name} (step {step})"),
+                rendered = (info.get(name) or {}).get("rendered_by")
+                label = f"{name} (step {step}" + (f", {rendered})" if rendered else ")")
+                out += [gr.update(visible=True), gr.update(value=str(wav), label=label),
                         gr.update(value=str(ref_wav) if ref_wav else None, label=f"{name} reference",
                                   visible=ref_wav is not None)]
             else:
@@ -341,23 +348,39 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     # ---- try it ---------------------------------------------------------------------------------
     def on_try(label, ckpt, clips, uploads, text, penalty):
+        """Vocode a clip, or speak the text; speech plays in the browser chunk by chunk as it is decoded."""
+        from app.live_audio import chunk_payload
+
         sources = clip_list(uploads) + clip_list(clips)
         if not ckpt:
-            return error("no checkpoint yet: the run writes one at every save"), None
+            yield error("no checkpoint yet: the run writes one at every save"), gr.update(), None
+            return
         if not sources:
-            return error("pick a dataset clip or upload one"), None
+            yield error("pick a dataset clip or upload one"), gr.update(), None
+            return
         try:
             if run_model(run_dir_of(ws, label) if label else None) == "autoregressive":
-                out = speak_text(ws, ckpt, sources, text, penalty)
-                done = f"Spoke with `{Path(ckpt).name}` and {len(sources)} reference clip(s)"
+                chunks = 0
+                for kind, value in speak_stream(ws, ckpt, sources, text, penalty):
+                    if kind == "chunk":
+                        rate, samples = value
+                        yield info(f"Speaking… chunk {chunks + 1}"), chunk_payload(chunks, rate, samples), gr.update()
+                        chunks += 1
+                    else:
+                        out, by = value
+                done = (f"Spoke with `{Path(ckpt).name}` and {len(sources)} reference clip(s), rendered by "
+                        f"{md_escape(by)} ({chunks} chunk(s) played as decoded)")
             else:
                 out = vocode_clip(ws, ckpt, sources[0])
                 done = f"Vocoded `{Path(sources[0]).name}` with `{Path(ckpt).name}`"
         except Exception as exc:  # noqa: BLE001
-            return describe_exception(exc, "Try it"), None
-        return ok(f"{done} → `{rel_path(ws, out)}`"), str(out)
+            yield describe_exception(exc, "Try it"), gr.update(), None
+            return
+        yield ok(f"{done} → `{rel_path(ws, out)}`"), gr.update(), str(out)
 
-    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty], [try_msg, try_out])
+    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty],
+                  [try_msg, try_live, try_out])
+    try_live.change(None, try_live, None, js=PLAY_CHUNK_JS)
 
     # ---- runs list --------------------------------------------------------------------------------
     def on_runs_refresh():

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from app.train_runs import rel_path
 from modules import run_manager as runs
@@ -111,29 +111,81 @@ def synthesize_defaults() -> dict[str, Any]:
     return vars(parser.parse_args(["synthesize", "--text", "x", "--reference", "x", "--out", "x"]))
 
 
-def speak_text(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
-               repetition_penalty: float | None = None) -> Path:
+_SPEECH: dict[tuple, Any] = {}  # the last checkpoint's loaded models: one click loads, the next reuses
+
+
+def _run_section(ckpt: Path) -> dict[str, Any]:
+    try:
+        return runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
+    except UserError:
+        return {}
+
+
+def _speech(ws: Workspace, ckpt: Path, section: dict[str, Any]):
+    """The run's GPT and decoder, loaded once per checkpoint file (and decoder settings)."""
+    import torch
+
+    from modules.autoregressive.synthesize import DecoderOptions, load_models
+
+    def path(key: str) -> Path | None:
+        value = section.get(key)
+        return ws.inside(value) if value else None
+
+    decoding = DecoderOptions(section.get("decoder", "auto"), section.get("diffusion_preset"),
+                              section.get("diffusion_steps"), path("hifi_decoder"), path("diffusion_decoder"),
+                              path("univnet"), path("vocoder"))
+    st = ckpt.stat()
+    key = (str(ckpt), st.st_size, st.st_mtime_ns, repr(decoding))
+    if key not in _SPEECH:
+        _SPEECH.clear()  # free the previous checkpoint first
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        _SPEECH[key] = load_models(ckpt, ws.models, device=device, decoding=decoding)
+    return _SPEECH[key]
+
+
+def _sampling(section: dict[str, Any], repetition_penalty: float | None):
+    from modules.autoregressive.synthesize import SamplingOptions
+
+    defaults = synthesize_defaults()
+    return SamplingOptions(float(section.get("sample_temperature", defaults["temperature"])),
+                           float(section.get("sample_top_p", defaults["top_p"])),
+                           float(defaults["repetition_penalty"] if repetition_penalty is None else repetition_penalty),
+                           int(section.get("sample_max_mel_tokens", 250)))
+
+
+def speak_stream(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
+                 repetition_penalty: float | None = None) -> Iterator[tuple[str, Any]]:
     """Text to speech with a run's autoregressive checkpoint, every clip in ``clips`` as a voice
-    reference, through ``python -m modules synthesize``'s code and the run's own sampling settings and
-    vocoder; ``repetition_penalty`` None takes synthesize's default."""
-    from modules.autoregressive import synthesize
+    reference, the run's sampling settings and decoder. Yields ``("chunk", (rate, samples))`` as
+    audio is decoded (the fast decoder streams), then ``("done", (wav path, decoder label))``."""
+    import numpy as np
+
+    from modules.audio.io import write_wav
+    from modules.autoregressive.synthesize import synthesize_stream, voice_for
 
     if not (text or "").strip():
         raise UserError("type a sentence to speak")
     ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clips)
-    try:
-        section = runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
-    except UserError:
-        section = {}
-    defaults = synthesize_defaults()
+    section = _run_section(ckpt)
+    models = _speech(ws, ckpt, section)
+    voice = voice_for(models, srcs, 0)
+    rate = models.decoder.sample_rate
+    parts = []
+    for chunk in synthesize_stream(models, text.strip(), voice, _sampling(section, repetition_penalty), seed=0):
+        samples = chunk.numpy().astype(np.float32)
+        parts.append(samples)
+        yield "chunk", (rate, samples)
     out = out_dir / "speech.wav"
-    args = argparse.Namespace(
-        checkpoint=str(ckpt), text=[text.strip()], reference=[str(s) for s in srcs], out=str(out), tokenizer=None,
-        dvae=None, mel_norms=None, vocoder=section.get("vocoder"),
-        temperature=section.get("sample_temperature", defaults["temperature"]),
-        top_p=section.get("sample_top_p", defaults["top_p"]),
-        repetition_penalty=(defaults["repetition_penalty"] if repetition_penalty is None
-                            else float(repetition_penalty)),
-        max_tokens=section.get("sample_max_mel_tokens", 250), seed=0, device="auto")
-    synthesize.run(args, ws)
+    write_wav(out, np.concatenate(parts) if parts else np.zeros(0, np.float32), rate)
+    yield "done", (out, models.decoder.label())
+
+
+def speak_text(ws: Workspace, checkpoint: str, clips: str | list[str], text: str,
+               repetition_penalty: float | None = None) -> Path:
+    """``speak_stream`` to the end: the wav file of the whole utterance."""
+    out = None
+    for kind, value in speak_stream(ws, checkpoint, clips, text, repetition_penalty):
+        if kind == "done":
+            out = value[0]
+    assert out is not None
     return out

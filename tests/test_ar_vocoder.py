@@ -66,14 +66,18 @@ def test_validation_samples_use_the_hifigan_run(ar_run, voc_run):
     assert any(r.get("validation") for r in records(ar_run))
 
 
-def test_griffin_lim_is_the_default(ws):
+def test_griffin_lim_is_the_default_preview(ws):
+    """Without tortoise's decoder files, auto falls back to the preview, rendered by Griffin-Lim."""
+    from modules.autoregressive.decoders import PreviewDecoder
     from modules.autoregressive.recipe import AutoregressiveRecipe
     from modules.autoregressive.vocoding import GriffinLimVocoder
     from test_ar_recipe import tiny_config as tiny_ar_config
 
     cfg, _ = tiny_ar_config(ws, "no_voc", [])
     recipe = AutoregressiveRecipe(cfg, ws / "training/demo", torch.device("cpu"), ws)
-    voc = recipe.vocoder()
+    decoder = recipe.decoder()
+    assert isinstance(decoder, PreviewDecoder) and "Griffin-Lim" in decoder.label()
+    voc = decoder.vocoder
     assert isinstance(voc, GriffinLimVocoder)
     n = len(voc(torch.zeros(80, 8)))
     assert n % 1024 != 0  # the length check above tells the two vocoders apart

@@ -16,6 +16,12 @@ _EXPORTS = {
     "DiscreteVAE": "modules.autoregressive.dvae",
     "VoiceTokenizer": "modules.autoregressive.tokenizer",
     "train_bpe_tokenizer": "modules.autoregressive.tokenizer",
+    "load_hifi_decoder": "modules.autoregressive.hifi_decoder",
+    "load_diffusion_decoder": "modules.autoregressive.decoder_files",
+    "load_univnet": "modules.autoregressive.decoder_files",
+    "diffusion_mel": "modules.autoregressive.diffusion_sampler",
+    "fix_codes": "modules.autoregressive.latents",
+    "kept_latent_frames": "modules.autoregressive.latents",
 }
 
 __all__ = sorted(_EXPORTS)

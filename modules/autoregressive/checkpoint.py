@@ -59,8 +59,11 @@ def strip_legacy_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch
 
 
 def strict_load(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], path: Path, what: str,
-                hint: str) -> None:
-    """Load every key or raise a UserError naming the file, the first mismatches and ``hint``."""
+                hint: str, assign: bool = False) -> None:
+    """Load every key or raise a UserError naming the file, the first mismatches and ``hint``.
+
+    ``assign=True`` takes the file's tensors as the parameters (for a model built on the meta
+    device: no second copy of a large model in memory); they are made float32 first."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
@@ -75,7 +78,11 @@ def strict_load(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], path: Pa
         if unexpected:
             parts.append("unexpected: " + ", ".join(unexpected[:4]) + (" ..." if len(unexpected) > 4 else ""))
         raise UserError(f"{path}: does not match the {what} architecture ({'; '.join(parts)}). {hint}")
-    model.load_state_dict(sd, strict=True)  # copies and casts (half-precision files load as float32)
+    if assign:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()},
+                              strict=True, assign=True)
+    else:
+        model.load_state_dict(sd, strict=True)  # copies and casts (half-precision files load as float32)
 
 
 def build_unified_voice(hyperparameters: Mapping[str, Any] | None = None, device: str | torch.device = "cpu"):

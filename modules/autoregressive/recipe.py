@@ -116,7 +116,9 @@ class AutoregressiveRecipe(Recipe):
         self.hyperparameters = {k: int(self._opt(k)) for k in MODEL_KEYS if self._opt(k) is not None}
         self.text_resized = False
         self._dvae = None
-        self._vocoder = None
+        self._decoder = None
+        self._voice: list[torch.Tensor] | None = None
+        self.mel_rate = 22050
         self._caches: dict[str, Any] = {}
         self._val_dataset: ARDataset | None = None
 
@@ -268,10 +270,10 @@ class AutoregressiveRecipe(Recipe):
         # conditioning comes from the training clips: the voice, never the validation clip itself
         self._val_dataset = self._dataset("validation.txt", "train.txt")
         if len(self._val_dataset) and int(_get(self.config, "validation_samples", 4)):
-            # load the vocoder now: a wrong autoregressive.vocoder stops the run before step 1, not at validation
-            vocoder = self.vocoder()
+            # load the decoder now: a missing or wrong decoder file stops the run before step 1
+            decoder = self.decoder()
             if os.environ.get("RANK", "0") == "0":
-                print(f"validation samples: rendered with {vocoder.describe()}", flush=True)
+                print(f"validation samples: rendered with {decoder.label()}", flush=True)
         return self._val_dataset
 
     def collate_fn(self) -> Callable | None:
@@ -335,46 +337,71 @@ class AutoregressiveRecipe(Recipe):
             metrics["mel_accuracy"] = sums["correct"] / max(sums["count"], 1.0)
         return ValidationResult(metrics=metrics, samples=samples)
 
-    def vocoder(self):
-        if self._vocoder is None:
-            path = self._opt("vocoder")
-            if path:
-                from modules.autoregressive.vocoding import HifiganVocoder
+    def decoder(self):
+        """The decoder of ``autoregressive.decoder`` (loaded once per process; see ``decoders``)."""
+        if self._decoder is None:
+            from modules.autoregressive.synthesize import DecoderOptions, decoder_choice, make_decoder
 
-                p = Path(path).expanduser()
-                self._vocoder = HifiganVocoder(p if p.is_absolute() else self.workspace_root / p, self.device,
-                                               setting="autoregressive.vocoder")
+            vocoder = self._opt("vocoder")
+            options = DecoderOptions(self._opt("decoder", "auto"), self._opt("diffusion_preset"),
+                                     self._opt("diffusion_steps"), self._path("hifi_decoder"),
+                                     self._path("diffusion_decoder"), self._path("univnet"),
+                                     self._resolve(vocoder) if vocoder else None)
+            choice = decoder_choice(options, self.workspace_root / "models", setting="autoregressive.decoder")
+            amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(_get(self.config, "precision", "fp32")))
+            if choice.kind == "preview":
+                from modules.autoregressive.decoders import PreviewDecoder
+                from modules.autoregressive.vocoding import GriffinLimVocoder, HifiganVocoder
+
+                voc = (HifiganVocoder(options.vocoder, self.device, setting="autoregressive.vocoder") if vocoder
+                       else GriffinLimVocoder(self.mel.mel_norms))
+                self._decoder = PreviewDecoder(self.dvae(), voc, self.device)
             else:
-                from modules.autoregressive.vocoding import GriffinLimVocoder
+                self._decoder = make_decoder(choice, self._path("dvae"), self.mel.mel_norms, None, self.device, amp)
+        return self._decoder
 
-                self._vocoder = GriffinLimVocoder(self.mel.mel_norms)
-        return self._vocoder
+    def _resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.workspace_root / p
+
+    def _voice_waves(self) -> list[torch.Tensor]:
+        """A fixed, seeded subset of the training clips: the voice every validation sample speaks in."""
+        if self._voice is None:
+            import random
+
+            _, cache = self._audio_cache("train.txt")
+            rows = list(range(len(cache)))
+            random.Random(self.seed).shuffle(rows)
+            picks = sorted(rows[: max(1, int(self._opt("conditioning_clips", 2)))])
+            self._voice = [torch.from_numpy(cache.clip(r).copy()) for r in picks]
+        return self._voice
 
     def _samples(self, model: nn.Module, step: int) -> list[AudioSample]:
-        """Sample codes for the first validation texts, conditioned on other clips of the voice."""
+        """Speak the first validation texts in the voice of a fixed subset of training clips, through
+        the configured decoder, as tortoise would render this checkpoint."""
+        from modules.autoregressive.synthesize import voice_from_waves
+
         limit = int(_get(self.config, "validation_samples", 4))
         ds = self._val_dataset
         if ds is None or not limit:
             return []
-        dvae = self.dvae().to(self.device)
-        vocoder = self.vocoder()
+        decoder = self.decoder()
+        voice = voice_from_waves(model, self.mel, decoder, self._voice_waves(), self.seed, key="train-voice")
         gen = torch.Generator().manual_seed(self.seed + step)
+        sampling = {"max_tokens": int(self._opt("sample_max_mel_tokens", 250)),
+                    "temperature": float(self._opt("sample_temperature", 0.8)),
+                    "top_p": float(self._opt("sample_top_p", 0.8))}
+        if getattr(decoder, "dvae", None) is not None:
+            sampling["num_codes"] = decoder.dvae.num_tokens
         out = []
         for i in range(min(limit, len(ds))):
             item = ds[i]
-            mels = self.mel.to(self.device)(item["cond"].to(self.device))
-            latent = model.get_conditioning(mels.unsqueeze(0))
-            codes = model.sample_codes(latent, item["text"], max_tokens=int(self._opt("sample_max_mel_tokens", 250)),
-                                       temperature=float(self._opt("sample_temperature", 0.8)),
-                                       top_p=float(self._opt("sample_top_p", 0.8)), generator=gen,
-                                       num_codes=dvae.num_tokens)[0]
-            if len(codes) == 0:
-                codes = torch.tensor([0])  # the model stopped at once; still render something audible
-            mel, _ = dvae.decode(codes.to(self.device).unsqueeze(0))
-            wave = vocoder(mel[0])
+            codes = model.sample_codes(voice.gpt_latent, item["text"], generator=gen, **sampling)[0]
+            wave = decoder.render(model, item["text"], codes, voice, seed=self.seed + step + i)
             ref = torch.from_numpy(ds.audio.clip(ds.entries[i].index))
-            out.append(AudioSample(name=f"sample{i:02d}", wave=wave, sample_rate=vocoder.sample_rate,
-                                   reference=ref, mel_image=mel[0].float().cpu()))
+            out.append(AudioSample(name=f"sample{i:02d}", wave=wave, sample_rate=decoder.sample_rate,
+                                   reference=ref, reference_rate=self.mel_rate,
+                                   mel_image=getattr(decoder, "last_mel", None), rendered_by=decoder.label()))
         return out
 
     # --- export -------------------------------------------------------------------------------

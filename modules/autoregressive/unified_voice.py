@@ -9,7 +9,7 @@ conditioning clips are averaged into **one** latent token, the attention residua
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -239,18 +239,19 @@ class UnifiedVoice(nn.Module):
 
     # --- inference --------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_codes(self, speech_conditioning_latent: torch.Tensor, text_ids: torch.Tensor,
-                     num_samples: int = 1, max_tokens: int | None = None, temperature: float = 0.8,
-                     top_p: float = 0.8, repetition_penalty: float = 1.0,
-                     generator: torch.Generator | None = None, num_codes: int | None = None) -> list[torch.Tensor]:
-        """Sample mel codes for one text (1-D ids) with a KV cache, as tortoise's inference does.
+    def generate(self, speech_conditioning_latent: torch.Tensor, text_ids: torch.Tensor, num_samples: int = 1,
+                 max_tokens: int | None = None, temperature: float = 0.8, top_p: float = 0.8,
+                 repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
+                 num_codes: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Sample mel codes step by step with a KV cache, as tortoise's inference does.
 
-        ``num_codes`` (the DVAE's codebook size) forbids ids between it and the stop token, so an
-        undertrained model cannot emit codes the DVAE cannot decode. Returns ``num_samples`` 1-D
-        code tensors, each cut before its stop token.
+        Yields ``(tokens [num_samples], latents [num_samples, d])`` per step: the sampled code and
+        the final-normed hidden state that predicted it (what tortoise's decoders read). Rows that
+        have stopped keep yielding the stop token; generation ends when all rows stopped.
+        ``num_codes`` (the DVAE's codebook size) forbids ids between it and the stop token.
         """
         if text_ids.dim() != 1:
-            raise ValueError("sample_codes takes one text as a 1-D tensor of ids")
+            raise ValueError("generate takes one text as a 1-D tensor of ids")
         device = self.mel_head.weight.device
         limit = self.max_mel_tokens if max_tokens is None else min(max_tokens, self.max_mel_tokens)
         latent = speech_conditioning_latent.reshape(-1, self.model_dim).to(device)
@@ -266,27 +267,39 @@ class UnifiedVoice(nn.Module):
         emb = torch.cat([latent.unsqueeze(1).to(text_emb.dtype), text_emb, mel_emb], dim=1)
         if emb.shape[1] + limit > self.gpt.n_positions:
             limit = self.gpt.n_positions - emb.shape[1]
-        codes = torch.zeros(num_samples, 0, dtype=torch.long, device=device)
+        seen = torch.zeros(num_samples, 0, dtype=torch.long, device=device)
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
         past = None
         for step in range(limit):
             hidden, past = self.gpt(emb, past=past, use_cache=True)
-            logits = self.mel_head(self.final_norm(hidden[:, -1])).float()
+            normed = self.final_norm(hidden[:, -1])
+            logits = self.mel_head(normed).float()
             if num_codes is not None:
                 banned = torch.arange(logits.shape[1], device=device) >= num_codes
                 banned[self.stop_mel_token] = False
                 logits = logits.masked_fill(banned, float("-inf"))
-            if repetition_penalty != 1.0 and codes.shape[1]:
-                seen = logits.gather(1, codes)
-                seen = torch.where(seen < 0, seen * repetition_penalty, seen / repetition_penalty)
-                logits = logits.scatter(1, codes, seen)
+            if repetition_penalty != 1.0 and seen.shape[1]:
+                prev = logits.gather(1, seen)
+                prev = torch.where(prev < 0, prev * repetition_penalty, prev / repetition_penalty)
+                logits = logits.scatter(1, seen, prev)
             token = _sample_top_p(logits / max(temperature, 1e-5), top_p, generator)
             token = torch.where(done, torch.full_like(token, self.stop_mel_token), token)
-            codes = torch.cat([codes, token.unsqueeze(1)], dim=1)
+            seen = torch.cat([seen, token.unsqueeze(1)], dim=1)
             done |= token == self.stop_mel_token
+            yield token, normed
             if bool(done.all()) or step + 1 >= self.mel_pos_embedding.emb.num_embeddings:
                 break
             emb = self.mel_embedding(token.unsqueeze(1)) + self.mel_pos_embedding.fixed(step + 1, device)
+
+    @torch.no_grad()
+    def sample_codes(self, speech_conditioning_latent: torch.Tensor, text_ids: torch.Tensor,
+                     num_samples: int = 1, max_tokens: int | None = None, temperature: float = 0.8,
+                     top_p: float = 0.8, repetition_penalty: float = 1.0,
+                     generator: torch.Generator | None = None, num_codes: int | None = None) -> list[torch.Tensor]:
+        """``num_samples`` 1-D code tensors sampled by ``generate``, each cut before its stop token."""
+        steps = [t for t, _ in self.generate(speech_conditioning_latent, text_ids, num_samples, max_tokens,
+                                             temperature, top_p, repetition_penalty, generator, num_codes)]
+        codes = torch.stack(steps, dim=1) if steps else torch.zeros(num_samples, 0, dtype=torch.long)
         out = []
         for row in codes:
             stops = (row == self.stop_mel_token).nonzero()

@@ -33,6 +33,12 @@ VOCODER_CHECKERS: dict[str, str] = {
     "autoregressive": "modules.autoregressive.vocoding:check_vocoder",
 }
 
+# model -> "module:function" taking (config, workspace_root) and returning (key, problem, level) tuples
+# about the decoder that renders its samples (autoregressive: tortoise's decoder files).
+DECODER_CHECKERS: dict[str, str] = {
+    "autoregressive": "modules.autoregressive.decoders:check_config",
+}
+
 
 @dataclass
 class PlanWarning:
@@ -347,6 +353,7 @@ def _autoregressive_warnings(c: TrainConfig, root: Path, dataset_dir: Path, out:
                                    "error"))  # the run refuses it before step 1
         else:
             _vocoder_warnings(c, p, out)
+    _decoder_warnings(c, root, out)
     rate, _ = _wav_stats(dataset_dir, _list_files(dataset_dir / "train.txt")[:1], 0)
     if rate and rate != 22050:
         out.append(PlanWarning("dataset", f"the dataset audio is {rate} Hz; tortoise works at 22050 Hz.",
@@ -371,3 +378,16 @@ def _vocoder_warnings(c: TrainConfig, path: Path, out: list[PlanWarning]) -> Non
         out.append(PlanWarning("autoregressive.vocoder", str(p),
                                "set autoregressive.vocoder to a HiFi-GAN trained with hifigan.features: tortoise_mel "
                                "(train one on this dataset), or to null for Griffin-Lim samples", "error"))
+
+
+def _decoder_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
+    """The registered checker's findings about the decoder files (errors: the run refuses them)."""
+    checker = _load_checker(c.model, DECODER_CHECKERS)
+    if checker is None:
+        return
+    fixes = {"error": "put tortoise's decoder files in models/tortoise/ (or set their paths), or set "
+                      "autoregressive.decoder: preview",
+             "warning": "copy tortoise's hifidecoder.pth (fast) or diffusion_decoder.pth + vocoder.pth (standard) "
+                        "into models/tortoise/"}
+    for key, problem, level in checker(c, root):
+        out.append(PlanWarning(key, problem, fixes.get(level, fixes["error"]), level))

@@ -43,6 +43,8 @@ from modules.errors import UserError
 SCHEDULE_TYPES = ("exponential", "multistep", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 HIFIGAN_FEATURES = ("mel", "files", "tortoise_mel")
+AR_DECODERS = ("auto", "fast", "standard", "preview")
+DIFFUSION_PRESETS = ("ultra_fast", "fast", "standard", "high_quality")
 
 
 class ConfigError(UserError):
@@ -140,7 +142,20 @@ class AutoregressiveOptions:
     optimizer_8bit: bool = _f(False, help="bitsandbytes 8-bit AdamW (GPU only)")
     weight_decay: float = _f(0.01, lo=0.0)
     betas: list[float] = _f([0.9, 0.96])
-    vocoder: Optional[str] = _f(None, help="HiFi-GAN checkpoint (tortoise_mel features) for validation audio; "
+    decoder: str = _f("auto", choices=AR_DECODERS,
+                      help="what renders validation samples and Try it: fast (tortoise's hifidecoder.pth), standard "
+                           "(diffusion_decoder.pth + vocoder.pth), preview (DVAE mel, rough), auto (fast, else "
+                           "standard, else preview)")
+    diffusion_preset: str = _f("fast", choices=DIFFUSION_PRESETS,
+                               help="standard decoder: tortoise's preset (ultra_fast 30 steps, fast 80, standard 200, "
+                                    "high_quality 400)")
+    diffusion_steps: Optional[int] = _f(None, lo=1, hi=4000, help="standard decoder: diffusion steps (null: the "
+                                                                   "preset's)")
+    hifi_decoder: str = _f("models/tortoise/hifidecoder.pth", help="tortoise hifidecoder.pth (fast decoder)")
+    diffusion_decoder: str = _f("models/tortoise/diffusion_decoder.pth",
+                                help="tortoise diffusion_decoder.pth (standard decoder)")
+    univnet: str = _f("models/tortoise/vocoder.pth", help="tortoise vocoder.pth, UnivNet (standard decoder)")
+    vocoder: Optional[str] = _f(None, help="preview decoder: HiFi-GAN checkpoint (tortoise_mel features); "
                                            "null: Griffin-Lim")
     sample_temperature: float = _f(0.8, lo=0.0, lo_open=True, help="validation sampling temperature")
     sample_top_p: float = _f(0.8, lo=0.0, hi=1.0, lo_open=True, help="validation sampling nucleus")
@@ -196,7 +211,9 @@ RESUME_SAFE_KEYS: frozenset[str] = frozenset({
     "run_name", "epochs", "max_steps", "num_workers",
     "save_every_steps", "save_every_epochs", "validate_every_steps", "validate_every_epochs",
     "log_every_steps", "keep_states", "validation_samples",
-    "autoregressive.vocoder", "autoregressive.sample_temperature", "autoregressive.sample_top_p",
+    "autoregressive.vocoder", "autoregressive.decoder", "autoregressive.diffusion_preset",
+    "autoregressive.diffusion_steps", "autoregressive.hifi_decoder", "autoregressive.diffusion_decoder",
+    "autoregressive.univnet", "autoregressive.sample_temperature", "autoregressive.sample_top_p",
     "autoregressive.sample_max_mel_tokens", "autoregressive.gradient_checkpointing",
 })
 

@@ -117,7 +117,7 @@ class Generator(nn.Module):
                  upsample_kernel_sizes: Sequence[int] = (16, 16, 4, 4), upsample_initial_channel: int = 512,
                  resblock_kernel_sizes: Sequence[int] = (3, 7, 11),
                  resblock_dilation_sizes: Sequence[Sequence[int]] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
-                 in_channels: int = 80):
+                 in_channels: int = 80, cond_channels: int = 0):
         super().__init__()
         if str(resblock) not in ("1", "2"):
             raise ValueError(f"resblock must be '1' or '2', got {resblock!r}")
@@ -130,7 +130,7 @@ class Generator(nn.Module):
                             upsample_initial_channel=int(upsample_initial_channel),
                             resblock_kernel_sizes=list(resblock_kernel_sizes),
                             resblock_dilation_sizes=[list(d) for d in resblock_dilation_sizes],
-                            in_channels=int(in_channels))
+                            in_channels=int(in_channels), cond_channels=int(cond_channels))
         self.num_kernels = len(resblock_kernel_sizes)
         self.num_upsamples = len(upsample_rates)
         self.hop_size = 1
@@ -151,6 +151,9 @@ class Generator(nn.Module):
         self.conv_post = _wn(nn.Conv1d(ch, 1, 7, 1, padding=3))
         self.ups.apply(_init_weights)
         self.conv_post.apply(_init_weights)
+        # tortoise's hifidecoder: a speaker vector added after conv_pre (a plain conv, no weight norm);
+        # registered last, where tortoise's state dict has it
+        self.cond_layer = nn.Conv1d(int(cond_channels), ch0, 1) if cond_channels else None
 
     @classmethod
     def from_config(cls, h: Mapping[str, Any], in_channels: int | None = None) -> "Generator":
@@ -159,10 +162,16 @@ class Generator(nn.Module):
         if missing:
             raise KeyError(f"generator config lacks {', '.join(missing)}")
         channels = in_channels if in_channels is not None else int(h.get("in_channels", h.get("num_mels", 80)))
-        return cls(**{k: h[k] for k in GENERATOR_KEYS}, in_channels=channels)
+        return cls(**{k: h[k] for k in GENERATOR_KEYS}, in_channels=channels,
+                   cond_channels=int(h.get("cond_channels", 0) or 0))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[B, C, T]``; ``g`` ``[B, cond_channels, 1]`` when the generator is conditioned."""
         x = self.conv_pre(x)
+        if self.cond_layer is not None:
+            if g is None:
+                raise ValueError("this generator is conditioned: pass g [B, cond_channels, 1]")
+            x = x + self.cond_layer(g)
         for i in range(self.num_upsamples):
             x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
             xs = self.resblocks[i * self.num_kernels](x)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from modules.errors import UserError
-from modules.fileutil import atomic_write_json, file_digest
+from modules.fileutil import atomic_write_json
 
 WHISPER_RATE = 16000
 CACHE_VERSION = 1

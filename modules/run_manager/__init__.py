@@ -36,7 +36,7 @@ from modules.run_manager.process import (
     run_status,
     stop,
 )
-from modules.run_manager.samples import list_sample_steps, sample_clips
+from modules.run_manager.samples import list_sample_steps, sample_clips, sample_info
 from modules.run_manager.tensorboard import start_tensorboard, stop_all_tensorboards
 from modules.trainer.runfolder import StateInfo, list_states
 
@@ -47,6 +47,6 @@ __all__ = [
     "MetricsReader", "metric_frames", "progress", "read_metrics",
     "LaunchResult", "RunStatus", "StopResult", "build_train_command", "launch", "lock_holder", "log_tail",
     "pid_alive", "run_status", "stop",
-    "list_sample_steps", "sample_clips",
+    "list_sample_steps", "sample_clips", "sample_info",
     "start_tensorboard", "stop_all_tensorboards",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -37,3 +38,12 @@ def sample_clips(run_dir: Path, step: int) -> list[tuple[str, Path, Path | None]
         ref = wav.with_name(wav.stem + "_ref.wav")
         out.append((wav.stem, wav, ref if ref.is_file() else None))
     return out
+
+
+def sample_info(run_dir: Path, step: int) -> dict[str, dict]:
+    """``samples.json`` of a validation step: name -> {"rendered_by", "sample_rate"} ({} when absent)."""
+    try:
+        data = json.loads((sample_dir(run_dir, step) / "samples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

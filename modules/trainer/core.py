@@ -539,12 +539,21 @@ class Trainer:
                 write_wav(folder / f"{s.name}.wav", s.wave.detach().float().cpu().numpy(), s.sample_rate)
                 if s.reference is not None:
                     write_wav(folder / f"{s.name}_ref.wav", s.reference.detach().float().cpu().numpy(),
-                              s.sample_rate)
+                              s.reference_rate or s.sample_rate)
                 self.tb.audio(f"val/{s.name}", s.wave.detach().float().cpu(), self.step, s.sample_rate)
                 if s.mel_image is not None:
                     self.tb.mel_image(f"val_mel/{s.name}", s.mel_image, self.step)
         self.tb.flush()
         print("validation " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
+        if result.samples:
+            self._describe_samples(result.samples)
+
+    def _describe_samples(self, samples: list) -> None:
+        """``samples/step_X/samples.json`` and a train.log line: what rendered each clip, at what rate."""
+        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate} for s in samples}
+        atomic_write_json(self.paths.sample_dir(self.step) / "samples.json", info)
+        by = sorted({f"{s.rendered_by or self.recipe.name} at {s.sample_rate} Hz" for s in samples})
+        print(f"validation samples (step {self.step}): {len(samples)} rendered by {'; '.join(by)}", flush=True)
 
     def _restore_modes(self) -> None:
         for m in self.plain.values():

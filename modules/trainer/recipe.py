@@ -28,6 +28,8 @@ class AudioSample:
     sample_rate: int
     reference: torch.Tensor | None = None  # saved as ``<name>_ref.wav`` when given
     mel_image: torch.Tensor | None = None  # [mels, frames] for a TensorBoard image, optional
+    reference_rate: int | None = None  # the reference's rate when it differs from ``sample_rate``
+    rendered_by: str | None = None  # what made the audio (shown beside the player and in train.log)
 
 
 @dataclass
