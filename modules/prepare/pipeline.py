@@ -97,8 +97,8 @@ def _reason(exc: Exception, path: Path) -> str:
 def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareOptions,
            progress: ProgressFn, log: LogFn) -> PrepareResult:
     from modules.prepare.slicing import Loudness, plan_clips, speech_regions, whole_file_span
-    from modules.prepare.transcribe import (WHISPER_RATE, TranscriptCache, describe_model, file_digest,
-                                            load_transcriber)
+    from modules.fileutil import file_digest
+    from modules.prepare.transcribe import WHISPER_RATE, TranscriptCache, describe_model, load_transcriber
 
     scan = scan_voice(voice_dir)
     skipped: list[tuple[str, str]] = list(scan.skipped)
