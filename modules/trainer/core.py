@@ -671,7 +671,7 @@ class Trainer:
             self._log_fh = None
         if getattr(self, "lock", None) is not None:
             self.lock.release()
-        D.destroy_process_group()
+        D.destroy_process_group(clean=sys.exc_info()[0] is None)
 
     def _run(self, stop: StopRequest) -> int:
         c = self.config

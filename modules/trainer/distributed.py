@@ -119,8 +119,20 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
         dist.init_process_group(**kwargs)
 
 
-def destroy_process_group() -> None:
+def destroy_process_group(clean: bool = False) -> None:
+    """Leave the process group. After a clean finish every rank first meets the others (bounded wait):
+    a rank tearing gloo down while its peer still holds the connection can abort with SIGABRT."""
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            try:
+                if dist.get_backend() == "gloo":
+                    import datetime
+
+                    dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+                else:
+                    dist.barrier()
+            except Exception:  # noqa: BLE001 - a peer that already failed: tear down anyway
+                pass
         dist.destroy_process_group()
 
 
