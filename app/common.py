@@ -8,10 +8,10 @@ import traceback
 from pathlib import Path
 
 from modules.errors import UserError
-from modules.workspace import Workspace, WorkspaceError
+from modules.workspace import Workspace
 
 # errors whose message is written for the user: shown as they are, never with a traceback
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, WorkspaceError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)  # WorkspaceError is a UserError
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 

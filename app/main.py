@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
 from typing import TYPE_CHECKING
 
 from modules.workspace import WORKSPACE_ENV, Workspace
@@ -24,7 +22,7 @@ LISTEN_HOST = "0.0.0.0"
 DEFAULT_PORT = 7860
 TITLE = "Voicetune"
 
-# (tab label, module); a module that is not there yet is left out, so each tab can land on its own.
+# (tab label, module): every tab module exposes build(workspace, demo) and may set CSS
 TABS: list[tuple[str, str]] = [
     ("Prepare Dataset", "app.prepare_tab"),
     ("Generate Configuration", "app.configure_tab"),
@@ -58,13 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _tab_module(module_name: str):
-    """Import a tab module if its file exists; None when that tab has not been written yet."""
-    if importlib.util.find_spec(module_name) is None:
-        return None
-    return importlib.import_module(module_name)
-
-
 def build_app(workspace: Workspace) -> "gr.Blocks":
     """The whole UI for one workspace. Every tab exposes ``build(workspace, demo)`` and may set ``CSS``."""
     import gradio as gr
@@ -76,25 +67,10 @@ def build_app(workspace: Workspace) -> "gr.Blocks":
         )
         with gr.Tabs(elem_id="voicetune-tabs"):
             for label, module_name in TABS:
-                try:
-                    module = _tab_module(module_name)
-                except Exception as exc:  # a broken tab must not take the other tabs down
-                    traceback.print_exc()
-                    module, error = None, f"{type(exc).__name__}: {exc}"
-                else:
-                    error = None
-                if module is None and error is None:
-                    continue
+                module = importlib.import_module(module_name)  # a broken tab stops the app with its traceback
                 tab_id = "tab-" + module_name.rsplit(".", 1)[-1].replace("_", "-")
                 with gr.Tab(label, id=tab_id, elem_id=tab_id):
-                    if module is not None:
-                        try:
-                            module.build(workspace, demo)
-                        except Exception as exc:
-                            traceback.print_exc()
-                            error = f"{type(exc).__name__}: {exc}"
-                    if error is not None:
-                        gr.Markdown(f"**This tab failed to load** ({module_name}): {error}")
+                    module.build(workspace, demo)
     return demo
 
 
@@ -102,11 +78,8 @@ def page_css() -> str:
     """The app's CSS plus each tab module's ``CSS`` string (Gradio 6 takes CSS at launch)."""
     parts = [CSS]
     for _, module_name in TABS:
-        try:
-            module = _tab_module(module_name)
-        except Exception:
-            continue  # build_app already reported it
-        if module is not None and isinstance(getattr(module, "CSS", None), str):
+        module = importlib.import_module(module_name)
+        if isinstance(getattr(module, "CSS", None), str):
             parts.append(module.CSS)
     return "\n".join(parts)
 
@@ -117,11 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a local tool
 
     from modules.errors import UserError
-    from modules.workspace import WorkspaceError
 
     try:
         workspace = Workspace.open(args.workspace)
-    except (OSError, UserError, WorkspaceError) as exc:
+    except (OSError, UserError) as exc:  # WorkspaceError is a UserError
         print(f"error: cannot open workspace: {exc}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from modules.errors import UserError
-from modules.workspace import Workspace, WorkspaceError
+from modules.workspace import Workspace
 
 # command name -> module implementing add_parser/run
 COMMANDS: dict[str, str] = {
@@ -36,15 +36,8 @@ def build_parser(available: dict[str, object]) -> argparse.ArgumentParser:
 
 
 def _load_commands() -> dict[str, object]:
-    loaded = {}
-    for name, path in COMMANDS.items():
-        try:
-            loaded[name] = importlib.import_module(path)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("modules."):
-                continue  # command not built yet
-            raise
-    return loaded
+    """Every command module; an import error is a bug and surfaces with its traceback."""
+    return {name: importlib.import_module(path) for name, path in COMMANDS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         workspace = Workspace.open(args.workspace)
         return int(commands[args.command].run(args, workspace) or 0)
-    except (UserError, WorkspaceError) as exc:
+    except UserError as exc:  # WorkspaceError is one
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,13 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from modules.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "VOICETUNE_WORKSPACE"
 _NAME_RE = re.compile(r"^[\w][\w.\- ]*$", re.UNICODE)
 
 
-class WorkspaceError(ValueError):
-    """A name or path the user gave would leave the workspace or is malformed."""
+class WorkspaceError(UserError, ValueError):
+    """A name or path the user gave would leave the workspace or is malformed (a UserError: shown as is)."""
 
 
 def default_root() -> Path:

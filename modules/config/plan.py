@@ -288,11 +288,7 @@ def _load_checker(model: str, registry: dict[str, str] | None = None) -> Callabl
     if not spec:
         return None
     mod_name, fn_name = spec.split(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError:
-        return None
-    return getattr(mod, fn_name, None)
+    return getattr(importlib.import_module(mod_name), fn_name)
 
 
 def _hifigan_warnings(c: TrainConfig, dataset_dir: Path, out: list[PlanWarning]) -> None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,20 +86,6 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-@contextmanager
-def _offline() -> Iterator[None]:
-    """Set ``HF_HUB_OFFLINE=1`` while loading a local model, then restore the previous value."""
-    before = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = before
-
-
 def download_timeout() -> float:
     """Seconds a download connection may stall (``VOICETUNE_DOWNLOAD_TIMEOUT`` overrides the default)."""
     raw = os.environ.get(_TIMEOUT_ENV, "").strip()
@@ -112,15 +96,32 @@ def download_timeout() -> float:
     return value if value > 0 else DOWNLOAD_TIMEOUT_S
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """Give sockets opened meanwhile (urllib's, in whisper's downloader) a stall timeout, then restore."""
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(before)
+def _download_whisper(name: str, root: Path, timeout: float) -> Path:
+    """Fetch openai-whisper's ``NAME.pt`` into ``root`` with a stall timeout on this connection only
+    (whisper's own downloader has none), checked against the SHA-256 in its URL, renamed into place
+    only when whole."""
+    import hashlib
+    import urllib.request
+
+    import whisper
+
+    from modules.fileutil import atomic_replace
+
+    url = whisper._MODELS[name]
+    target = Path(root) / f"{name}.pt"
+    expected = url.split("/")[-2]
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+
+    with atomic_replace(target) as out, urllib.request.urlopen(url, timeout=timeout) as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+        if digest.hexdigest() != expected:
+            raise OSError(f"the download of {name}.pt is damaged (checksum mismatch); try again")
+    return target
 
 
 def _probe_hub() -> None:
@@ -215,9 +216,8 @@ class FasterWhisperTranscriber(Transcriber):
             if not _is_ct2_dir(local):
                 raise UserError(f"{local}: not a CTranslate2 whisper folder (it needs {_CT2_FILES})")
             self.model_id = str(local.resolve())
-            # a local folder must never reach for the hub, not even for the tokenizer
-            with _offline():
-                self._load(str(local), local_only=True, model_name=model)
+            # a local folder never reaches for the hub: local_files_only, and its own tokenizer.json
+            self._load(str(local), local_only=True, model_name=model)
         elif _looks_like_path(model):
             raise UserError(f"whisper model {model!r}: no such file or folder (looked in models/whisper/ and {Path(model)})")
         else:
@@ -288,8 +288,9 @@ class OpenAIWhisperTranscriber(Transcriber):
                     workspace_root / "models" / "whisper"
                 if not (root / f"{model}.pt").is_file() and offline_mode():
                     raise ConnectionError("HF_HUB_OFFLINE=1: downloads are off")
-                with _socket_timeout(download_timeout()):
-                    self.model = whisper.load_model(model, device=self.device, download_root=str(root))
+                path = root / f"{model}.pt" if (root / f"{model}.pt").is_file() and root == cache else \
+                    _download_whisper(model, root, download_timeout())
+                self.model = whisper.load_model(str(path), device=self.device)
             else:
                 raise UserError(f"whisper model {model!r}: no such file (looked in models/whisper/{model}.pt and "
                                 f"{Path(model)}) and not a model name ({', '.join(whisper.available_models())})")

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
 # so sharing an axis with cross-entropies would flatten one group or the other
 QUALITY_MARKERS = ("accuracy", "pesq")
 GROUPS = ("loss", "quality", "lr", "grad_norm")
-_READERS: dict[str, "MetricsReader"] = {}
+_READERS: "OrderedDict[str, MetricsReader]" = OrderedDict()  # most recently used last
 _READERS_LOCK = threading.Lock()
+MAX_READERS = 16  # runs whose metrics stay in memory (a 100k-step run holds a few MB)
 
 
 class MetricsReader:
@@ -111,6 +113,9 @@ def read_metrics(path: str | os.PathLike) -> MetricsReader:
         reader = _READERS.get(key)
         if reader is None:
             reader = _READERS[key] = MetricsReader(key)
+        _READERS.move_to_end(key)
+        while len(_READERS) > MAX_READERS:
+            _READERS.popitem(last=False)
     reader.update()
     return reader
 

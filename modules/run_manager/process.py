@@ -31,6 +31,7 @@ LAUNCHER_DIR = ".launcher"  # beside the run folders: the trainer may rename a r
 ACTIVE_STATES = ("starting", "running")
 # children this process launched, so they are reaped (a zombie would look alive) and exit codes known
 _CHILDREN: dict[int, tuple[subprocess.Popen, Path]] = {}
+_CHILDREN_LOCK = threading.Lock()  # the UI's timer callbacks probe from several threads at once
 _LAUNCH_LOCK = threading.Lock()
 
 
@@ -86,13 +87,14 @@ def pid_alive(pid: int | None) -> bool:
     """True when ``pid`` is a running (not zombie) process; reaps our own finished children."""
     if not pid or pid <= 0:
         return False
-    if pid in _CHILDREN:
-        proc, run_dir = _CHILDREN[pid]
-        code = proc.poll()
+    with _CHILDREN_LOCK:
+        child = _CHILDREN.get(pid)
+        code = child[0].poll() if child is not None else None
         if code is not None:
             del _CHILDREN[pid]
-            _record_exit_code(run_dir, pid, code)
-            return False
+    if code is not None:
+        _record_exit_code(child[1], pid, code)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -286,7 +288,8 @@ def spawn_detached(run_dir: Path, cmd: list[str]) -> LaunchResult:
         log.flush()
         proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)
-    _CHILDREN[proc.pid] = (proc, run_dir)
+    with _CHILDREN_LOCK:
+        _CHILDREN[proc.pid] = (proc, run_dir)
     atomic_write_json(json_path, {"pid": proc.pid, "started": started, "command": cmd})
     return LaunchResult(proc.pid, run_dir, cmd, log_path)
 
