@@ -159,5 +159,7 @@ def test_plan_reports_base_checker_problems(workspace, monkeypatch):
     c = apply_overrides(default_config("hifigan", "training/demo"), ["batch_size=2", "base=models/g_00001000"])
     ws = [w for w in validate_config(c, workspace, 0) if w.key == "base"]
     assert len(ws) == 1 and "128 initial channels" in ws[0].message and ws[0].level == "error"
+    # a checker that cannot be imported is a bug: it surfaces, it is never skipped silently
     monkeypatch.setitem(plan_mod.BASE_CHECKERS, "hifigan", "no.such.module:check")
-    assert not [w for w in validate_config(c, workspace, 0) if w.key == "base"]
+    with pytest.raises(ModuleNotFoundError):
+        validate_config(c, workspace, 0)

@@ -58,25 +58,18 @@ def resolve_base(base: Path, workspace_root: Path) -> Path:
 
 
 def read_base_state(path: Path) -> dict[str, torch.Tensor]:
-    """UnifiedVoice weights from a tortoise state dict or from a Voicetune training state."""
+    """UnifiedVoice weights from a tortoise state dict (``autoregressive.pth``, a ``_gpt.pth``) or
+    from a Voicetune training state (``states/step_*.pt``, read through the trainer's state format)."""
+    from modules.trainer.state import load_state, model_weights
+
     path = Path(path)
+    if path.suffix == ".pt":
+        return ckpt.strip_legacy_keys(model_weights(load_state(path), "gpt"))
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        try:  # legacy files cannot be memory-mapped; our own training states (.pt) hold RNG objects
-            data = torch.load(path, map_location="cpu", weights_only=path.suffix != ".pt")
-        except Exception as exc:
-            raise UserError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
-    if isinstance(data, dict):
-        for key in ("models", "model_states"):
-            inner = data.get(key)
-            if isinstance(inner, dict) and isinstance(inner.get("gpt"), dict):
-                data = inner["gpt"]
-                break
-        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
-            return ckpt.strip_legacy_keys({k.removeprefix("module."): v for k, v in data.items()})
-    raise UserError(f"{path}: neither a tortoise autoregressive state dict nor a Voicetune autoregressive "
-                    "training state")
+        return ckpt.strip_legacy_keys(ckpt.read_state_dict(path, "autoregressive model"))
+    except UserError as exc:
+        raise UserError(f"{exc} (expected a tortoise autoregressive state dict or a Voicetune autoregressive "
+                        "training state)") from None
 
 
 def check_base(config: Any, base_path: Path) -> list[str]:

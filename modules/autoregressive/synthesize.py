@@ -106,22 +106,20 @@ def make_decoder(choice, dvae_path: Path, mel_norms, vocoder: Path | None, devic
 
 
 def load_gpt(path: Path, hyperparameters: dict[str, Any] | None, device: str):
-    """A UnifiedVoice from autoregressive.pth, a ``_gpt.pth`` export or a training state."""
-    from modules.autoregressive.checkpoint import load_unified_voice
+    """A UnifiedVoice from autoregressive.pth, a ``_gpt.pth`` export or a training state (read once)."""
+    from modules.autoregressive.checkpoint import build_unified_voice, load_unified_voice, strip_legacy_keys
 
     if path.suffix != ".pt":
         return load_unified_voice(path, hyperparameters, device=device)
-    import torch
+    from modules.autoregressive.recipe import MODEL_KEYS
+    from modules.trainer.state import load_state, model_weights
 
-    from modules.autoregressive.checkpoint import build_unified_voice
-    from modules.autoregressive.recipe import MODEL_KEYS, read_base_state
-
+    state = load_state(path)
     if hyperparameters is None:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        section = ((state.get("config") or {}).get("autoregressive") or {}) if isinstance(state, dict) else {}
+        section = state.config.get("autoregressive") or {}
         hyperparameters = {k: section[k] for k in MODEL_KEYS if k in section} or None
     gpt = build_unified_voice(hyperparameters)
-    gpt.load_state_dict(read_base_state(path))
+    gpt.load_state_dict(strip_legacy_keys(model_weights(state, "gpt")))
     return gpt.to(device).eval()
 
 

@@ -105,18 +105,14 @@ def vocoder_hparams(path: str | os.PathLike) -> tuple[Path, dict]:
     state is memory-mapped, its weights are never read). Raises UserError when unreadable."""
     from modules.hifigan import checkpoint as ckpt
     from modules.hifigan import hparams
-    from modules.hifigan.recipe import _is_state, _state_config
+    from modules.trainer.state import load_state
 
     path = ckpt.resolve_checkpoint(path)
-    data = None
-    if path.suffix == ".pt":  # a training state of ours (a g_ file has no suffix)
+    if path.suffix == ".pt":  # a training state of ours (a g_ file has no suffix): memory-mapped, weights unread
         try:
-            data = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-        except Exception:  # noqa: BLE001 - not a zip-format file: the ordinary (full) load
-            data = ckpt.torch_load(path)
-    if isinstance(data, dict) and _is_state(data):
-        cfg = _state_config(data) or {}
-        return path, hparams.resolve(cfg.get("hifigan"))
+            return path, hparams.resolve(load_state(path).config.get("hifigan"))
+        except UserError:
+            pass  # not one of our states: judged by the config.json beside it, as a g_ file
     cfg_path = ckpt.config_beside(path)
     # a jik876 g_ file without its config.json is a plain-mel generator (jik876 knows no other)
     return path, hparams.from_jik876(ckpt.read_config(cfg_path) if cfg_path else {})

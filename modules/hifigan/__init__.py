@@ -18,13 +18,14 @@ def load_generator_with_config(path: str | os.PathLike, config: str | os.PathLik
     from modules.hifigan import checkpoint as ckpt
     from modules.hifigan import hparams
     from modules.hifigan.models import GENERATOR_PRESETS, Generator
-    from modules.hifigan.recipe import _is_state, _state_config, _state_models
+    from modules.hifigan.recipe import _as_state
+    from modules.trainer.state import is_state, model_weights
 
     path = ckpt.resolve_checkpoint(path)
     data = ckpt.torch_load(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a HiFi-GAN checkpoint")
-    if "generator" in data and not _is_state(data):
+    if "generator" in data and not is_state(data):
         state = ckpt.strip_prefixes(data["generator"])
         if isinstance(config, Mapping):
             h = hparams.from_jik876(config)
@@ -32,14 +33,14 @@ def load_generator_with_config(path: str | os.PathLike, config: str | os.PathLik
             cfg_path = Path(config) if config else ckpt.config_beside(path)
             h = hparams.from_jik876(ckpt.read_config(cfg_path)) if cfg_path else None
     else:
-        state = _state_models(data, path)["generator"]
+        training_state = _as_state(data, path)
+        state = model_weights(training_state, "generator")
         if isinstance(config, Mapping):
             h = hparams.from_jik876(config)
         elif config:
             h = hparams.from_jik876(ckpt.read_config(config))
         else:
-            cfg = _state_config(data)
-            h = hparams.resolve(cfg.get("hifigan") if cfg else None)
+            h = hparams.resolve(training_state.config.get("hifigan") if training_state.config else None)
     channels = ckpt.in_channels_of(state)
     candidates = [h] if h is not None else [
         {**hparams.from_jik876({}), **preset} for preset in GENERATOR_PRESETS.values()]

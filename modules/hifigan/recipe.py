@@ -26,6 +26,7 @@ from modules.hifigan.losses import discriminator_loss, feature_loss, generator_l
 from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from modules.hifigan.metrics import multi_resolution_stft, pesq_wb
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
+from modules.trainer.state import TrainingState, is_state, model_weights
 from modules.trainer.statedict import state_dict_problems
 
 FEATURE_MODES = ("mel", "files", "tortoise_mel")
@@ -122,7 +123,7 @@ class HifiganRecipe(Recipe):
         path = self._resolve_base(base)
         fresh_d = bool(self._opt("fresh_discriminators", False))
         data = ckpt.torch_load(path)
-        if isinstance(data, dict) and "generator" in data and not _is_state(data):
+        if isinstance(data, dict) and "generator" in data and not is_state(data):
             g_state = ckpt.strip_prefixes(data["generator"])
             self._load_into(generator, g_state, path, "generator")
             do = ckpt.do_path_for(path) if path.name.startswith("g_") else None
@@ -134,14 +135,14 @@ class HifiganRecipe(Recipe):
                 self._load_into(mpd, self._base_do["mpd"], do, "mpd")
                 self._load_into(msd, self._base_do["msd"], do, "msd")
             return
-        states = _state_models(data, path)
-        self._load_into(generator, states["generator"], path, "generator")
+        state = _as_state(data, path)
+        self._load_into(generator, model_weights(state, "generator"), path, "generator")
         if not fresh_d:
             for name, module in (("mpd", mpd), ("msd", msd)):
-                if name not in states:
+                if name not in state.models:
                     raise UserError(f"base {path}: holds no {name}; set hifigan.fresh_discriminators: true")
-                self._load_into(module, states[name], path, name)
-            opts = _state_optimizers(data)
+                self._load_into(module, model_weights(state, name), path, name)
+            opts = state.optimizers
             if opts:
                 self._base_do = {"optim_g": opts.get("generator"), "optim_d": opts.get("discriminator")}
 
@@ -349,37 +350,6 @@ class HifiganRecipe(Recipe):
         return [g_path, do_path, cfg_path]
 
 
-# --- reading our own training states (written by the trainer core) ----------------------------
-def _is_state(data: dict) -> bool:
-    return any(k in data for k in ("models", "model_states", "optimizers", "rng", "config_hash"))
-
-
-def _state_models(data: Any, path: Path) -> dict[str, dict]:
-    if isinstance(data, dict):
-        for key in ("models", "model_states", "model"):
-            inner = data.get(key)
-            if isinstance(inner, dict) and "generator" in inner:
-                return {k: ckpt.strip_prefixes(v) for k, v in inner.items() if isinstance(v, dict)}
-    raise UserError(f"{path}: neither a jik876 g_ file nor a Voicetune HiFi-GAN training state")
-
-
-def _state_optimizers(data: dict) -> dict[str, dict]:
-    for key in ("optimizers", "optimizer_states"):
-        inner = data.get(key)
-        if isinstance(inner, dict):
-            return inner
-    return {}
-
-
-def _state_config(data: dict) -> dict[str, Any] | None:
-    cfg = data.get("config")
-    if isinstance(cfg, str):
-        import yaml
-
-        cfg = yaml.safe_load(cfg)
-    return cfg if isinstance(cfg, dict) else None
-
-
 def check_base(config: Any, base_path: Path) -> list[str]:
     """Problems that stop ``base`` loading into the configured generator (the UI's Validate,
     before a run starts): missing or extra weights and shape mismatches, with the base's own
@@ -392,10 +362,10 @@ def check_base(config: Any, base_path: Path) -> list[str]:
             return [f"{path.name}: the folder holds no states/step_*.pt and no g_ files"]
         path = found
     data = ckpt.torch_load(path)
-    if isinstance(data, dict) and "generator" in data and not _is_state(data):
+    if isinstance(data, dict) and "generator" in data and not is_state(data):
         state = ckpt.strip_prefixes(data["generator"])
     else:
-        state = _state_models(data, path)["generator"]
+        state = model_weights(_as_state(data, path), "generator")
     in_channels = ckpt.in_channels_of(state) if h["features"] == "files" else int(h["num_mels"])
     with torch.device("meta"):
         own = Generator(**{k: h[k] for k in ("resblock", "upsample_rates", "upsample_kernel_sizes",
@@ -410,3 +380,10 @@ def check_base(config: Any, base_path: Path) -> list[str]:
         if diffs:
             problems.append(f"its {cfg.name} says {'; '.join(diffs)}")
     return problems
+
+
+def _as_state(data: Any, path: Path) -> TrainingState:
+    """``data`` (a loaded file) as a training state, or a UserError saying what the file should be."""
+    if not is_state(data):
+        raise UserError(f"{path}: neither a jik876 g_ file nor a Voicetune HiFi-GAN training state")
+    return TrainingState(Path(path), data)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +91,82 @@ def prune_states(states_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
-def read_state(path: Path) -> dict[str, Any]:
+@dataclass
+class TrainingState:
+    """One loaded state file: the dict the core writes (see the module docstring) and where it came from."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.data.get("step", 0))
+
+    @property
+    def recipe(self) -> str | None:
+        return self.data.get("recipe")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as a plain dict ({} when the state has none)."""
+        cfg = self.data.get("config")
+        if isinstance(cfg, str):  # very old states stored the YAML text
+            import yaml
+
+            cfg = yaml.safe_load(cfg)
+        return cfg if isinstance(cfg, dict) else {}
+
+    @property
+    def models(self) -> dict[str, dict[str, torch.Tensor]]:
+        return self.data.get("models") or {}
+
+    @property
+    def optimizers(self) -> dict[str, dict[str, Any]]:
+        return self.data.get("optimizers") or {}
+
+
+def is_state(obj: Any) -> bool:
+    """True for the dict of a Voicetune training state (any format version)."""
+    return isinstance(obj, dict) and (obj.get("format") == STATE_FORMAT or
+                                      ("models" in obj and "config_hash" in obj))
+
+
+def load_state(path: str | Path, mmap: bool = True) -> TrainingState:
+    """A state file, loaded once on the CPU (memory-mapped: weights are read only when used)."""
+    return TrainingState(Path(path), read_state(Path(path), mmap=mmap))
+
+
+def model_weights(state: TrainingState, name: str) -> dict[str, torch.Tensor]:
+    """The state dict of model ``name`` (DDP/compile prefixes removed); UserError naming the file."""
+    weights = state.models.get(name)
+    if not isinstance(weights, dict):
+        have = ", ".join(sorted(state.models)) or "none"
+        raise UserError(f"{state.path}: this training state holds no {name!r} model (it has: {have}); "
+                        "pick a state of a run of the right model")
+    out = {}
+    for key, value in weights.items():
+        for prefix in ("module.", "_orig_mod."):
+            key = key.removeprefix(prefix)
+        out[key] = value
+    return out
+
+
+def read_state(path: Path, mmap: bool = False) -> dict[str, Any]:
     """Load one state file (CPU tensors); ``UserError`` naming the file when it is unreadable."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=False)  # a legacy (non-zip) file
     except FileNotFoundError:
         raise UserError(f"{path}: state file not found; pick one from the run's states/ folder") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a torn/corrupt file
         raise UserError(f"{path}: the state file is unreadable (truncated or corrupt: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+    if not is_state(data):
         raise UserError(f"{path}: not a Voicetune training state (resume takes files from a run's states/ folder)")
     return data
 
