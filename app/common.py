@@ -55,8 +55,5 @@ def looks_like_path(value: str) -> bool:
 
 
 def relative_to_root(workspace: Workspace, path: Path) -> str:
-    """``path`` as shown to the user: relative to the workspace root when inside it."""
-    try:
-        return path.resolve().relative_to(workspace.root).as_posix()
-    except ValueError:
-        return str(path)
+    """``path`` as shown to the user (``Workspace.relative``)."""
+    return workspace.relative(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modules import run_manager as runs
+from modules.trainer.runfolder import RunPaths
 from modules.errors import UserError
 from modules.workspace import Workspace
 
@@ -91,14 +92,11 @@ def run_model(run_dir: Path | None) -> str | None:
     if run_dir is None:
         return None
     try:
-        return runs.read_config_yaml(run_dir / "config.yaml").get("model")
+        return runs.read_config_yaml(RunPaths(run_dir).config).get("model")
     except UserError:
         return None
 
 
 def rel_path(ws: Workspace, p: Path) -> str:
-    """``p`` relative to the workspace root (as the dropdowns show it), else as given."""
-    try:
-        return str(Path(p).resolve().relative_to(ws.root))
-    except ValueError:
-        return str(p)
+    """``p`` as the dropdowns show it (``Workspace.relative``)."""
+    return ws.relative(p)

@@ -24,6 +24,7 @@ from app.live_audio import PLAY_CHUNK_JS
 from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_stream, synthesize_defaults,
                         vocode_clip)
 from modules import run_manager as runs
+from modules.trainer.runfolder import RunPaths
 from modules.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                    gr.update(), gr.update(), gr.update(), cache_out]
             return ups + _sample_updates(None, None, cache_out)
         st = runs.run_status(run_dir)
-        reader = runs.read_metrics(run_dir / "metrics.jsonl")
+        reader = runs.read_metrics(RunPaths(run_dir).metrics)
         prog = runs.progress(reader, st.step, st.total_steps)
         run_label = f"{run_dir.parent.parent.name}/{run_dir.name}"
         fail = failure_text(st)

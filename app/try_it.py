@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from app.train_runs import rel_path
 from modules import run_manager as runs
 from modules.errors import UserError
+from modules.trainer.runfolder import RunPaths
 from modules.workspace import Workspace
 
 
@@ -116,7 +117,7 @@ _SPEECH: dict[tuple, Any] = {}  # the last checkpoint's loaded models: one click
 
 def _run_section(ckpt: Path) -> dict[str, Any]:
     try:
-        return runs.read_config_yaml(ckpt.parent.parent / "config.yaml").get("autoregressive") or {}
+        return runs.read_config_yaml(RunPaths(ckpt.parent.parent).config).get("autoregressive") or {}
     except UserError:
         return {}
 

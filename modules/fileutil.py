@@ -58,3 +58,13 @@ def file_digest(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_json_dict(path: str | os.PathLike) -> dict | None:
+    """A JSON object file as a dict; None when missing, unreadable, torn or not an object
+    (status, sidecar and lock files are read while another process may be rewriting them)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

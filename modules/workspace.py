@@ -80,6 +80,13 @@ class Workspace:
             raise WorkspaceError(f"{path}: outside the workspace {self.root}; use a path under it")
         return p
 
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` as the UI shows it: relative to the root (POSIX separators) when inside, else as given."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
 
 def check_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a single safe folder name, else raise WorkspaceError."""

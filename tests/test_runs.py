@@ -44,7 +44,8 @@ from modules.run_manager import (
     stop,
 )
 from modules.run_manager.metrics import downsample, progress, smooth
-from modules.run_manager.process import launcher_paths, spawn_detached
+from modules.run_manager.process import spawn_detached
+from modules.trainer.runfolder import launcher_paths
 from modules.workspace import Workspace, WorkspaceError
 from tests.conftest import python_env
 
@@ -467,12 +468,12 @@ def test_lock_probe_does_not_take_the_lock(tmp_path):
     (A probe that flocks the file itself collides a few percent of the time in this loop.)"""
     import fcntl
 
-    from modules.run_manager import process
+    from modules.trainer import runfolder
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "train.lock").write_text("{}")
-    assert process._proc_locks_usable(run)  # on Linux the probe reads /proc/locks
+    assert runfolder.proc_locks_usable(run)  # on Linux the probe reads /proc/locks
     code = ("import time; from modules.run_manager import lock_holder; end = time.time() + 3\n"
             f"while time.time() < end: lock_holder({str(run)!r})")
     prober = subprocess.Popen([sys.executable, "-c", code], env=python_env())

@@ -15,7 +15,7 @@ import pytest
 from modules import run_manager as runs
 from modules.config.schema import config_from_dict, save_config
 from modules.errors import UserError
-from modules.run_manager.process import launcher_paths
+from modules.trainer.runfolder import launcher_paths
 from modules.workspace import Workspace
 from tests.conftest import DEMO_VOICE, REPO, python_env
 from tests.run_helpers import kill_active_trainers, prepare_demo

@@ -253,7 +253,7 @@ def test_second_trainer_on_a_locked_run_is_refused(ws):
 @pytest.mark.parametrize("proc_locks", [True, False], ids=["proc-locks", "flock-fallback"])
 def test_lock_probe_both_ways(tmp_path, monkeypatch, proc_locks):
     """The one lock probe: /proc/locks on Linux, a shared-flock probe where that is unusable."""
-    from modules.run_manager.process import lock_holder as holder_pid
+    from modules.run_manager.probes import lock_holder as holder_pid
     from modules.trainer import runfolder
 
     if not proc_locks:

@@ -15,7 +15,6 @@ from modules.run_manager.discovery import (
     list_runs,
     read_config_yaml,
     run_dir_for_config,
-    run_summary,
 )
 from modules.run_manager.manage import delete_old_states, delete_run
 from modules.run_manager.metrics import (
@@ -24,18 +23,9 @@ from modules.run_manager.metrics import (
     progress,
     read_metrics,
 )
-from modules.run_manager.process import (
-    LaunchResult,
-    RunStatus,
-    StopResult,
-    build_train_command,
-    launch,
-    lock_holder,
-    log_tail,
-    pid_alive,
-    run_status,
-    stop,
-)
+from modules.run_manager.probes import lock_holder, pid_alive
+from modules.run_manager.process import LaunchResult, StopResult, build_train_command, launch, stop
+from modules.run_manager.status import RunStatus, log_tail, run_status, run_summary
 from modules.run_manager.samples import list_sample_steps, sample_clips, sample_info
 from modules.run_manager.tensorboard import start_tensorboard, stop_all_tensorboards
 from modules.trainer.runfolder import StateInfo, list_states

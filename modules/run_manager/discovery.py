@@ -10,7 +10,7 @@ import yaml
 
 from modules.errors import UserError
 # the state list is the trainer's own (torch-free) run-folder code; re-exported here for the UI
-from modules.trainer.runfolder import StateInfo, list_states  # noqa: F401
+from modules.trainer.runfolder import RunPaths, StateInfo, list_states, run_dir_for  # noqa: F401
 from modules.workspace import Workspace
 
 _G_RE = re.compile(r"^g_(\d+)$")
@@ -47,13 +47,12 @@ def read_config_yaml(path: Path) -> dict[str, Any]:
 
 
 def run_dir_for_config(ws: Workspace, config_path: Path) -> Path:
-    """``training/NAME/runs/RUN`` for a config: RUN is ``run_name`` or the file stem, NAME its dataset."""
+    """``training/NAME/runs/RUN`` for a config file, by the trainer's own rule (``runfolder.run_dir_for``)."""
     config_path = ws.inside(config_path)
     data = read_config_yaml(config_path)
-    run_name = data.get("run_name") or config_path.stem
     dataset = data.get("dataset")
     dataset_dir = ws.inside(dataset) if dataset else config_path.parent.parent
-    return dataset_dir / "runs" / str(run_name)
+    return run_dir_for(dataset_dir, config_path, data.get("run_name"))
 
 
 def list_runs(ws: Workspace) -> list[Path]:
@@ -63,8 +62,8 @@ def list_runs(ws: Workspace) -> list[Path]:
 
 
 def _run_mtime(run: Path) -> float:
-    for name in ("status.json", "metrics.jsonl", "config.yaml"):
-        f = run / name
+    paths = RunPaths(run)
+    for f in (paths.status, paths.metrics, paths.config):
         if f.exists():
             return f.stat().st_mtime
     return run.stat().st_mtime
@@ -94,12 +93,12 @@ def list_base_models(ws: Workspace, model: str = "hifigan") -> list[str]:
             if not p.is_file():
                 continue
             if _is_base_file(p, model):
-                out.append(_rel(ws, p))
+                out.append(ws.relative(p))
     for run in list_runs(ws):
         run_model = _run_model(run)
         if run_model not in (None, model):
             continue
-        out.extend(_rel(ws, p) for p in list_checkpoints(run)
+        out.extend(ws.relative(p) for p in list_checkpoints(run)
                    if (model == "hifigan") == bool(_G_RE.match(p.name)))
     return out
 
@@ -115,50 +114,6 @@ def _is_base_file(p: Path, model: str) -> bool:
 
 def _run_model(run: Path) -> str | None:
     try:
-        return read_config_yaml(run / "config.yaml").get("model")
+        return read_config_yaml(RunPaths(run).config).get("model")
     except UserError:
         return None
-
-
-def run_summary(ws: Workspace, run_dir: Path) -> dict[str, Any]:
-    """What the runs list shows: dataset/run, model, command, state count and the last metrics."""
-    from modules.run_manager.metrics import last_records
-    from modules.run_manager.process import run_status
-
-    run_dir = Path(run_dir)
-    st = run_status(run_dir)
-    command = ""
-    if (run_dir / "command.txt").is_file():
-        command = (run_dir / "command.txt").read_text(encoding="utf-8", errors="replace").strip()
-    model = _run_model(run_dir)
-    train, val = last_records(run_dir / "metrics.jsonl")
-    return {
-        "run": f"{run_dir.parent.parent.name}/{run_dir.name}",
-        "model": model or "",
-        "state": st.state,
-        "step": st.step,
-        "states": len(list_states(run_dir)),
-        "last train": _fmt_metrics(train),
-        "last validation": _fmt_metrics(val),
-        "command": command,
-        "path": _rel(ws, run_dir),
-    }
-
-
-_NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
-
-
-def _fmt_metrics(rec: dict[str, Any] | None) -> str:
-    if not rec:
-        return ""
-    items = [(k, v) for k, v in rec.items() if k not in _NON_METRIC and isinstance(v, (int, float))
-             and not k.startswith(("lr", "grad_norm"))]
-    return ", ".join(f"{k} {v:.4g}" for k, v in items[:4])
-
-
-def _rel(ws: Workspace, p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(ws.root))
-    except ValueError:
-        return str(p)
-

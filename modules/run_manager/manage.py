@@ -20,7 +20,7 @@ def _checked_run_dir(ws: Workspace, run_dir: Path) -> Path:
 
 
 def _refuse_if_active(run_dir: Path, what: str) -> None:
-    from modules.run_manager.process import run_status
+    from modules.run_manager.status import run_status
 
     st = run_status(run_dir)
     if st.active:
@@ -47,7 +47,7 @@ def delete_old_states(ws: Workspace, run_dir: Path, keep: int = 1) -> list[Path]
 def delete_run(ws: Workspace, run_dir: Path) -> Path:
     """Remove a whole run folder (states, checkpoints, samples, logs)."""
     run_dir = _checked_run_dir(ws, run_dir)
-    from modules.run_manager.process import launcher_paths
+    from modules.trainer.runfolder import launcher_paths
 
     _refuse_if_active(run_dir, "delete the run")
     shutil.rmtree(run_dir)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from modules.fileutil import read_json_dict
+from modules.trainer.runfolder import RunPaths
 
 _STEP_RE = re.compile(r"^step_(\d+)$")
 
 
 def list_sample_steps(run_dir: Path) -> list[int]:
     """Steps that have validation audio, newest first."""
-    root = Path(run_dir) / "samples"
+    root = RunPaths(Path(run_dir)).samples
     if not root.is_dir():
         return []
     steps = []
@@ -23,7 +25,7 @@ def list_sample_steps(run_dir: Path) -> list[int]:
 
 
 def sample_dir(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / "samples" / f"step_{int(step):08d}"
+    return RunPaths(Path(run_dir)).sample_dir(step)
 
 
 def sample_clips(run_dir: Path, step: int) -> list[tuple[str, Path, Path | None]]:
@@ -42,8 +44,4 @@ def sample_clips(run_dir: Path, step: int) -> list[tuple[str, Path, Path | None]
 
 def sample_info(run_dir: Path, step: int) -> dict[str, dict]:
     """``samples.json`` of a validation step: name -> {"rendered_by", "sample_rate"} ({} when absent)."""
-    try:
-        data = json.loads((sample_dir(run_dir, step) / "samples.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_dict(RunPaths(Path(run_dir)).sample_info(step)) or {}

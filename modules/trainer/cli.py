@@ -85,9 +85,9 @@ def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
             module_args += ["--set", item]
         if args.recipe:
             module_args += ["--recipe", args.recipe]
-        from modules.trainer.runfolder import run_dir_for
+        from modules.trainer.runfolder import RunPaths, run_dir_for
 
-        status = run_dir_for(workspace.inside(config.dataset), path, config.run_name) / "status.json"
+        status = RunPaths(run_dir_for(workspace.inside(config.dataset), path, config.run_name)).status
         return lambda: D.run_under_torchrun(gpus, module_args, status)
     import os
 

@@ -551,7 +551,7 @@ class Trainer:
     def _describe_samples(self, samples: list) -> None:
         """``samples/step_X/samples.json`` and a train.log line: what rendered each clip, at what rate."""
         info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate} for s in samples}
-        atomic_write_json(self.paths.sample_dir(self.step) / "samples.json", info)
+        atomic_write_json(self.paths.sample_info(self.step), info)
         by = sorted({f"{s.rendered_by or self.recipe.name} at {s.sample_rate} Hz" for s in samples})
         print(f"validation samples (step {self.step}): {len(samples)} rendered by {'; '.join(by)}", flush=True)
 

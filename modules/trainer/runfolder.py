@@ -6,7 +6,7 @@ with these helpers while the trainer (another process) writes them.
 Layout (written by rank 0 only)::
 
     config.yaml  command.txt  train.log  metrics.jsonl  status.json  train.lock
-    tensorboard/  checkpoints/  samples/step_XXXXXXXX/NAME.wav (+ NAME_ref.wav)
+    tensorboard/  checkpoints/  samples/step_XXXXXXXX/NAME.wav (+ NAME_ref.wav, samples.json)
     states/step_XXXXXXXX.pt + states/step_XXXXXXXX.json (sidecar: step, epoch, time, train_loss, val_loss)
     diagnostics/  (non-finite loss reports)
 """
@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from modules.fileutil import read_json_dict
 
 STATE_RE = re.compile(r"^step_(\d{8,})\.pt$")
 
@@ -77,11 +79,28 @@ class RunPaths:
     def diagnostics(self) -> Path:
         return self.root / "diagnostics"
 
+    def sample_info(self, step: int) -> Path:
+        """What rendered each validation clip of a step (written beside the clips)."""
+        return self.sample_dir(step) / "samples.json"
+
     def state_file(self, step: int) -> Path:
         return self.states / f"{state_name(step)}.pt"
 
     def sample_dir(self, step: int) -> Path:
         return self.samples / state_name(step)
+
+
+LAUNCHER_DIR = ".launcher"
+
+
+def launcher_paths(run_dir: Path) -> tuple[Path, Path]:
+    """``runs/.launcher/RUN.json`` (pid, start time, command, exit code) and ``RUN.log`` (stdout/stderr).
+
+    Kept outside the run folder so a trainer that moves the folder aside (``--fresh``) or fails
+    before creating it still leaves its output where the UI looks."""
+    run_dir = Path(run_dir)
+    base = run_dir.parent / LAUNCHER_DIR / run_dir.name
+    return base.with_suffix(".json"), base.with_suffix(".log")
 
 
 def run_dir_for(dataset_dir: Path, config_path: Path | None, run_name: str | None) -> Path:
@@ -147,11 +166,7 @@ def list_states(run_dir: str | os.PathLike) -> list[StateInfo]:
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_dict(path) or {}
 
 
 def _opt_float(v: Any) -> float | None:
@@ -167,10 +182,7 @@ STARTUP_STOP_MESSAGE = "Stopped during start-up, before the first training step:
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """``status.json`` as a dict (None when absent or unreadable)."""
-    try:
-        return json.loads((Path(run_dir) / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json_dict(RunPaths(Path(run_dir)).status)
 
 
 # --- who holds train.lock -----------------------------------------------------------------------
@@ -263,11 +275,7 @@ def _flock_probe(path: Path) -> dict[str, Any] | None:
 
 
 def _lock_info(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_dict(path) or {}
 
 
 class RunLock:
