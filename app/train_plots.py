@@ -13,7 +13,6 @@ PLOT_POINTS = 1000  # per series: a 1400 px wide plot shows no more, and the bro
 
 # series a model's runs start with unticked: HiFi-GAN's total ``loss`` (~100, mostly mel L1 x 45)
 # squashes every other curve to a flat line; the user can tick it back
-DEFAULT_HIDDEN_SERIES: dict[str, frozenset[str]] = {"hifigan": frozenset({"loss"})}
 
 
 def series_selection(names: list[str], known: list[str], shown: list[str] | None, model: str | None) -> list[str]:
@@ -21,9 +20,11 @@ def series_selection(names: list[str], known: list[str], shown: list[str] | None
 
     A series the user ticks stays ticked and one they unticked (``known`` but not ``shown``)
     stays hidden; a series new to the list is ticked unless the model hides it by default
-    (``DEFAULT_HIDDEN_SERIES``)."""
+    (the model spec's ``ui.hidden_series``)."""
     shown_set, known_set = set(shown or []), set(known or [])
-    default_hidden = DEFAULT_HIDDEN_SERIES.get(model or "", frozenset())
+    from modules import model_registry
+
+    default_hidden = model_registry.get(model).ui.hidden_series if model in model_registry.SPECS else frozenset()
     return [n for n in names if n in shown_set or (n not in known_set and n not in default_hidden)]
 
 

@@ -14,15 +14,21 @@ import sys
 from modules.errors import UserError
 from modules.workspace import Workspace
 
-# command name -> module implementing add_parser/run
+# command name -> module implementing add_parser/run; each model's spec adds its own (vocode, synthesize, ...)
 COMMANDS: dict[str, str] = {
     "prepare": "modules.prepare.cli",
     "config": "modules.config.cli",
     "train": "modules.trainer.cli",
-    "vocode": "modules.hifigan.vocode",
-    "synthesize": "modules.autoregressive.synthesize",
-    "tokenizer": "modules.autoregressive.tokenizer_cli",
 }
+
+
+def commands() -> dict[str, str]:
+    from modules import model_registry
+
+    out = dict(COMMANDS)
+    for spec in model_registry.all_specs():
+        out.update(spec.commands)
+    return out
 
 
 def build_parser(available: dict[str, object]) -> argparse.ArgumentParser:
@@ -37,7 +43,7 @@ def build_parser(available: dict[str, object]) -> argparse.ArgumentParser:
 
 def _load_commands() -> dict[str, object]:
     """Every command module; an import error is a bug and surfaces with its traceback."""
-    return {name: importlib.import_module(path) for name, path in COMMANDS.items()}
+    return {name: importlib.import_module(path) for name, path in commands().items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,15 +151,18 @@ def shape_checker(config, path):
 
 
 def test_plan_reports_base_checker_problems(workspace, monkeypatch):
-    from modules.config import plan as plan_mod
+    import dataclasses
+
+    from modules import model_registry
 
     make_dataset(workspace, n_train=8, n_val=1)
     (workspace / "models" / "g_00001000").write_bytes(b"x")
-    monkeypatch.setitem(plan_mod.BASE_CHECKERS, "hifigan", f"{__name__}:shape_checker")
+    spec = model_registry.get("hifigan")
+    monkeypatch.setitem(model_registry._LOADED, "hifigan", dataclasses.replace(spec, base_check=f"{__name__}:shape_checker"))
     c = apply_overrides(default_config("hifigan", "training/demo"), ["batch_size=2", "base=models/g_00001000"])
     ws = [w for w in validate_config(c, workspace, 0) if w.key == "base"]
     assert len(ws) == 1 and "128 initial channels" in ws[0].message and ws[0].level == "error"
     # a checker that cannot be imported is a bug: it surfaces, it is never skipped silently
-    monkeypatch.setitem(plan_mod.BASE_CHECKERS, "hifigan", "no.such.module:check")
+    monkeypatch.setitem(model_registry._LOADED, "hifigan", dataclasses.replace(spec, base_check="no.such.module:check"))
     with pytest.raises(ModuleNotFoundError):
         validate_config(c, workspace, 0)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from app.configure_tab import (
+from app.configure_form import (
     config_path_for,
     config_to_form,
     default_form,
@@ -21,7 +21,7 @@ from app.configure_tab import (
     validate_form,
     yaml_preview,
 )
-from modules.config.presets import HIFIGAN_PRESETS
+from modules.hifigan.options import GENERATOR_PRESETS as HIFIGAN_PRESETS
 from modules.config.schema import ConfigError, default_config, load_config
 from modules.errors import UserError
 from modules.workspace import Workspace, WorkspaceError
@@ -227,10 +227,11 @@ def test_warning_base_shapes_do_not_fit_the_preset(ws, shared):
     """A V2 jik876 checkpoint as base of a V1 config: the recipe's base checker names the mismatch."""
     import shutil
 
-    from modules.config.plan import _load_checker
+    from modules import model_registry
     from modules.hifigan.recipe import check_base  # an import regression fails here, not silently skips
+    from modules.model_spec import load_ref
 
-    assert _load_checker("hifigan") is check_base
+    assert load_ref(model_registry.get("hifigan").base_check) is check_base
     base = ws.models / "hifigan" / "v2"
     base.mkdir(parents=True)
     shutil.copy(shared / "compat" / "hifigan" / "generator_v2" / "g_00001234", base / "g_00001234")

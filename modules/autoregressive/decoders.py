@@ -21,10 +21,10 @@ from typing import Any, Iterator
 import torch
 
 from modules.autoregressive.diffusion_sampler import PRESETS
-from modules.config.schema import AR_DECODERS
+from modules.autoregressive.options import AR_DECODERS
 from modules.errors import UserError
 
-DECODERS = AR_DECODERS  # the config schema owns the names (it must stay importable without torch)
+DECODERS = AR_DECODERS  # the options module owns the names (it is importable without torch)
 PRESET_NAMES = tuple(PRESETS)
 DEFAULT_PRESET = "fast"
 COND_FREE_K = 2.0

@@ -32,13 +32,6 @@ MODEL_KEYS = ("layers", "model_dim", "heads", "max_text_tokens", "max_mel_tokens
               "mel_length_compression")
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-    return default if value is None else value
-
-
 def resolve_base(base: Path, workspace_root: Path) -> Path:
     """A base file: autoregressive.pth, a ``_gpt.pth``, a state, or a run folder's newest of those."""
     path = Path(base).expanduser()
@@ -74,8 +67,7 @@ def read_base_state(path: Path) -> dict[str, torch.Tensor]:
 
 def check_base(config: Any, base_path: Path) -> list[str]:
     """Problems that stop ``base`` loading into the configured model (for Validate, before a run)."""
-    opts = _get(config, "autoregressive")
-    hp = {k: int(_get(opts, k)) for k in MODEL_KEYS if _get(opts, k) is not None}
+    hp = {k: getattr(config.options, k) for k in MODEL_KEYS}
     path = resolve_base(Path(base_path), Path("."))
     sd = read_base_state(path)
     own = ckpt.build_unified_voice(hp, device="meta").state_dict()
@@ -94,19 +86,15 @@ class AutoregressiveRecipe(Recipe):
 
     def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
         super().__init__(config, dataset_dir, device, workspace_root)
-        self.opts = _get(config, "autoregressive")
-        if self.opts is None:
-            raise UserError("the config has no autoregressive: section; create it with "
-                            "python -m modules config autoregressive --dataset training/NAME --out FILE.yaml")
-        if int(self._opt("stop_text_token", 0)) != 0:
+        if self.options.stop_text_token != 0:
             raise UserError("autoregressive.stop_text_token must be 0: tortoise hard-codes [STOP] = 0")
-        self.seed = int(_get(config, "seed", 1234))
+        self.seed = self.config.seed
         from modules.autoregressive.tokenizer import VoiceTokenizer
         from modules.audio.tortoise_mel import TortoiseMel
 
         self.tokenizer = VoiceTokenizer(self._path("tokenizer"))
         self.mel = TortoiseMel(self._path("mel_norms"))
-        self.hyperparameters = {k: int(self._opt(k)) for k in MODEL_KEYS if self._opt(k) is not None}
+        self.hyperparameters = {k: getattr(self.options, k) for k in MODEL_KEYS}
         self.text_resized = False
         self._dvae = None
         self._decoder = None
@@ -116,11 +104,8 @@ class AutoregressiveRecipe(Recipe):
         self._val_dataset: ARDataset | None = None
 
     # --- configuration helpers ----------------------------------------------------------------
-    def _opt(self, key: str, default: Any = None) -> Any:
-        return _get(self.opts, key, default)
-
     def _path(self, key: str) -> Path:
-        value = self._opt(key)
+        value = getattr(self.options, key)
         if not value:
             raise UserError(f"autoregressive.{key} is not set in the config")
         p = Path(value).expanduser()
@@ -129,7 +114,7 @@ class AutoregressiveRecipe(Recipe):
     def dvae(self):
         if self._dvae is None:
             self._dvae = ckpt.load_dvae(self._path("dvae"), device="cpu")
-            start = int(self._opt("start_mel_token", 8192))
+            start = self.options.start_mel_token
             if self._dvae.num_tokens > start:
                 raise UserError(f"{self._path('dvae')}: the DVAE has {self._dvae.num_tokens} codes but "
                                 f"autoregressive.start_mel_token is {start}; codes must stay below the start token")
@@ -138,9 +123,9 @@ class AutoregressiveRecipe(Recipe):
     # --- construction -------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
         torch.manual_seed(self.seed)
-        hp = dict(self.hyperparameters, checkpointing=bool(self._opt("gradient_checkpointing", True)))
+        hp = dict(self.hyperparameters, checkpointing=self.options.gradient_checkpointing)
         vocab = self.tokenizer.vocab_size
-        base = _get(self.config, "base")
+        base = self.config.base
         if base:
             model = ckpt.build_unified_voice(hp)
             path = resolve_base(Path(base), self.workspace_root)
@@ -182,15 +167,15 @@ class AutoregressiveRecipe(Recipe):
                 "stop_mel_token": m.stop_mel_token, "mel_length_compression": m.mel_length_compression}
 
     def _apply_freezing(self, model: nn.Module) -> None:
-        if self._opt("freeze_conditioning_encoder", False):
+        if self.options.freeze_conditioning_encoder:
             model.conditioning_encoder.requires_grad_(False)
-        if self._opt("freeze_text_embedding", False):
+        if self.options.freeze_text_embedding:
             if self.text_resized:
                 raise UserError("autoregressive.freeze_text_embedding: the text embedding was just re-initialised "
                                 "for a new tokenizer, so it must train; set it to false")
             model.text_embedding.requires_grad_(False)
             model.text_pos_embedding.requires_grad_(False)
-        n = int(self._opt("freeze_layers", 0) or 0)
+        n = self.options.freeze_layers
         if n > len(model.gpt.h):
             raise UserError(f"autoregressive.freeze_layers {n} exceeds the model's {len(model.gpt.h)} layers")
         for block in model.gpt.h[:n]:
@@ -211,13 +196,13 @@ class AutoregressiveRecipe(Recipe):
                     no_decay.append(p)
                 else:
                     decay.append(p)
-        wd = float(self._opt("weight_decay", 0.01))
+        wd = self.options.weight_decay
         return {"gpt": [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]}
 
     def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
-        lr = float(_get(self.config, "learning_rate", 1e-5))
-        betas = tuple(float(b) for b in self._opt("betas", [0.9, 0.96]))
-        if self._opt("optimizer_8bit", False):
+        lr = self.config.learning_rate
+        betas = tuple(float(b) for b in self.options.betas)
+        if self.options.optimizer_8bit:
             if self.device.type != "cuda":
                 raise UserError("autoregressive.optimizer_8bit needs a CUDA GPU (bitsandbytes); set it to false")
             try:
@@ -246,14 +231,14 @@ class AutoregressiveRecipe(Recipe):
         codes = compute_codes(cache, self.dvae(), self.mel, self.dataset_dir / "cache", self._path("dvae"),
                               self.device) if len(cache) else []
         entries, skipped = select_entries(lines, self.tokenizer, [cache.length(i) for i in range(len(cache))],
-                                          int(self._opt("max_text_tokens", 402)),
-                                          int(self._opt("max_mel_tokens", 604)), list_name)
+                                          self.options.max_text_tokens,
+                                          self.options.max_mel_tokens, list_name)
         if list_name == "train.txt" and not entries:
             raise UserError(f"{self.dataset_dir / list_name}: no usable lines ({len(skipped)} skipped: "
                             f"{skipped[0] if skipped else 'the list is empty'})")
         _, cond_cache = self._audio_cache(cond_list)
         return ARDataset(entries, codes, cache, range(len(cond_cache)), cond_cache,
-                         int(self._opt("conditioning_clips", 2)), int(self._opt("conditioning_samples", 44000)),
+                         self.options.conditioning_clips, self.options.conditioning_samples,
                          self.seed)
 
     def train_dataset(self) -> Dataset:
@@ -262,7 +247,7 @@ class AutoregressiveRecipe(Recipe):
     def validation_dataset(self) -> Dataset:
         # conditioning comes from the training clips: the voice, never the validation clip itself
         self._val_dataset = self._dataset("validation.txt", "train.txt")
-        if len(self._val_dataset) and int(_get(self.config, "validation_samples", 4)):
+        if len(self._val_dataset) and self.config.validation_samples:
             # load the decoder now: a missing or wrong decoder file stops the run before step 1
             decoder = self.decoder()
             if os.environ.get("RANK", "0") == "0":
@@ -270,7 +255,7 @@ class AutoregressiveRecipe(Recipe):
         return self._val_dataset
 
     def collate_fn(self) -> Callable | None:
-        return functools.partial(collate, stop_mel_token=int(self._opt("stop_mel_token", 8193)))
+        return functools.partial(collate, stop_mel_token=self.options.stop_mel_token)
 
     # --- steps --------------------------------------------------------------------------------
     def _batch(self, batch: dict[str, torch.Tensor]):
@@ -283,7 +268,7 @@ class AutoregressiveRecipe(Recipe):
                 batch["codes"].to(dev), batch["wav_lengths"].to(dev))
 
     def _weights(self) -> tuple[float, float]:
-        return float(_get(self.config, "text_lr_weight", 0.01)), float(_get(self.config, "mel_lr_weight", 1.0))
+        return self.config.text_lr_weight, self.config.mel_lr_weight
 
     def train_step(self, batch: Any, models: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
         cond, text, text_lengths, codes, wav_lengths = self._batch(batch)
@@ -335,13 +320,13 @@ class AutoregressiveRecipe(Recipe):
         if self._decoder is None:
             from modules.autoregressive.synthesize import DecoderOptions, decoder_choice, make_decoder
 
-            vocoder = self._opt("vocoder")
-            options = DecoderOptions(self._opt("decoder", "auto"), self._opt("diffusion_preset"),
-                                     self._opt("diffusion_steps"), self._path("hifi_decoder"),
+            vocoder = self.options.vocoder
+            options = DecoderOptions(self.options.decoder, self.options.diffusion_preset,
+                                     self.options.diffusion_steps, self._path("hifi_decoder"),
                                      self._path("diffusion_decoder"), self._path("univnet"),
                                      self._resolve(vocoder) if vocoder else None)
             choice = decoder_choice(options, self.workspace_root / "models", setting="autoregressive.decoder")
-            amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(_get(self.config, "precision", "fp32")))
+            amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(self.config.precision))
             if choice.kind == "preview":
                 from modules.autoregressive.decoders import PreviewDecoder
                 from modules.autoregressive.vocoding import GriffinLimVocoder, HifiganVocoder
@@ -365,7 +350,7 @@ class AutoregressiveRecipe(Recipe):
             _, cache = self._audio_cache("train.txt")
             rows = list(range(len(cache)))
             random.Random(self.seed).shuffle(rows)
-            picks = sorted(rows[: max(1, int(self._opt("conditioning_clips", 2)))])
+            picks = sorted(rows[: max(1, self.options.conditioning_clips)])
             self._voice = [torch.from_numpy(cache.clip(r).copy()) for r in picks]
         return self._voice
 
@@ -374,16 +359,16 @@ class AutoregressiveRecipe(Recipe):
         the configured decoder, as tortoise would render this checkpoint."""
         from modules.autoregressive.synthesize import voice_from_waves
 
-        limit = int(_get(self.config, "validation_samples", 4))
+        limit = self.config.validation_samples
         ds = self._val_dataset
         if ds is None or not limit:
             return []
         decoder = self.decoder()
         voice = voice_from_waves(model, self.mel, decoder, self._voice_waves(), self.seed, key="train-voice")
         gen = torch.Generator().manual_seed(self.seed + step)
-        sampling = {"max_tokens": int(self._opt("sample_max_mel_tokens", 250)),
-                    "temperature": float(self._opt("sample_temperature", 0.8)),
-                    "top_p": float(self._opt("sample_top_p", 0.8))}
+        sampling = {"max_tokens": self.options.sample_max_mel_tokens,
+                    "temperature": self.options.sample_temperature,
+                    "top_p": self.options.sample_top_p}
         if getattr(decoder, "dvae", None) is not None:
             sampling["num_codes"] = decoder.dvae.num_tokens
         out = []

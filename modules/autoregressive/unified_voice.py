@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modules.autoregressive.gpt2 import GPT2Stack
-from modules.config.presets import TORTOISE_FULL_SIZE
+from modules.autoregressive.options import TORTOISE_FULL_SIZE
 
 TORTOISE_HYPERPARAMETERS: dict[str, Any] = {
     **TORTOISE_FULL_SIZE,

@@ -5,9 +5,7 @@ Light to import (no torch): the UI builds, validates and saves configs through
 """
 
 from modules.config.schema import (  # noqa: F401
-    AutoregressiveOptions,
     ConfigError,
-    HifiganOptions,
     LRSchedule,
     RESUME_SAFE_KEYS,
     TrainConfig,

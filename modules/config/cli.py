@@ -21,11 +21,14 @@ from typing import Any
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("config", help="write a training config YAML (or check one)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=("hifigan", "autoregressive", "check"),
+    from modules import model_registry
+
+    p.add_argument("model", choices=(*model_registry.names(), "check"),
                    help="model of the new config, or `check` to validate an existing YAML")
     p.add_argument("file", nargs="?", help="check: the YAML to validate")
     p.add_argument("--dataset", help="prepared dataset, e.g. training/NAME (a bare NAME means training/NAME)")
-    p.add_argument("--preset", help="hifigan: v1|v2|v3; autoregressive: full|tiny")
+    p.add_argument("--preset", help="a preset of the model: " + "; ".join(
+        f"{s.name}: {'|'.join(sorted(s.presets))}" for s in model_registry.all_specs()))
     p.add_argument("--base", help="checkpoint to fine-tune from (workspace path, e.g. models/hifigan/g_02500000)")
     p.add_argument("--from", dest="from_file", metavar="YAML", help="start from an existing config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

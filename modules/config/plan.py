@@ -9,36 +9,16 @@ and torch is already imported, or a recipe registers a base-model checker.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from modules import model_registry as registry
 from modules.config.schema import TrainConfig
+from modules.model_spec import load_ref
 from modules.trainer.schedules import lr_curve, steps_per_epoch, total_steps
-
-# model -> "module:function" taking (config, base_path) and returning a list of problems (strings)
-# about a base checkpoint that does not fit the configured model. Imported lazily; a missing
-# module/function means "no check".
-BASE_CHECKERS: dict[str, str] = {
-    "hifigan": "modules.hifigan.recipe:check_base",
-    "autoregressive": "modules.autoregressive.recipe:check_base",
-}
-
-# model -> "module:function" taking (config, vocoder_path) and returning a list of problems (strings)
-# that make the configured sample vocoder refuse at the start of a run. Same lazy rules as BASE_CHECKERS.
-VOCODER_CHECKERS: dict[str, str] = {
-    "autoregressive": "modules.autoregressive.vocoding:check_vocoder",
-}
-
-# model -> "module:function" taking (config, workspace_root) and returning (key, problem, level) tuples
-# about the decoder that renders its samples (autoregressive: tortoise's decoder files).
-DECODER_CHECKERS: dict[str, str] = {
-    "autoregressive": "modules.autoregressive.decoders:check_config",
-}
-
 
 @dataclass
 class PlanWarning:
@@ -89,7 +69,7 @@ def count_list(path: Path) -> int:
         return 0
 
 
-def _list_files(path: Path) -> list[str]:
+def list_files(path: Path) -> list[str]:
     try:
         with open(path, encoding="utf-8") as fh:
             return [line.split("|", 1)[0].strip() for line in fh if line.strip()]
@@ -124,7 +104,7 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
     warnings: list[PlanWarning] = []
     world = world_size_of(config, gpus)
 
-    dataset_dir = _resolve(root, config.dataset)
+    dataset_dir = resolve_in(root, config.dataset)
     if dataset_dir is None:
         warnings.append(PlanWarning("dataset", f"dataset {config.dataset!r} is outside the workspace {root}.",
                                     "use a folder under training/, e.g. training/NAME", "error"))
@@ -175,10 +155,9 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
     _frequency_warnings(config, spe, total, n_val, warnings)
     _gpu_warnings(config, world, gpus_available, warnings)
     _base_warnings(config, root, warnings)
-    if config.hifigan is not None:
-        _hifigan_warnings(config, dataset_dir, warnings)
-    if config.autoregressive is not None:
-        _autoregressive_warnings(config, root, dataset_dir, warnings)
+    spec = registry.get(config.model)
+    if spec.plan_checks:
+        warnings.extend(load_ref(spec.plan_checks)(config, root, dataset_dir))
     if config.num_workers > (os.cpu_count() or 1):
         warnings.append(PlanWarning("num_workers", f"num_workers {config.num_workers} is above the "
                                     f"{os.cpu_count()} CPU cores.", f"set num_workers to {os.cpu_count()} or less"))
@@ -192,7 +171,7 @@ def validate_config(config: TrainConfig, workspace: Any, gpus_available: int | N
     return plan_run(config, workspace, gpus_available).warnings
 
 
-def _resolve(root: Path, rel: str) -> Path | None:
+def resolve_in(root: Path, rel: str) -> Path | None:
     p = Path(rel).expanduser()
     p = (p if p.is_absolute() else root / p).resolve()
     root = root.resolve()
@@ -262,7 +241,7 @@ def _gpu_warnings(c: TrainConfig, world: int, present: int | None, out: list[Pla
 def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
     if not c.base:
         return
-    path = _resolve(root, c.base)
+    path = resolve_in(root, c.base)
     if path is None:
         out.append(PlanWarning("base", f"base {c.base!r} is outside the workspace.",
                                "copy the checkpoint under models/ and point base at it", "error"))
@@ -271,9 +250,10 @@ def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
         out.append(PlanWarning("base", f"base {c.base} does not exist.",
                                "pick a file under models/ or an earlier run's checkpoint", "error"))
         return
-    checker = _load_checker(c.model)
-    if checker is None:
+    spec = registry.get(c.model)
+    if not spec.base_check:
         return
+    checker = load_ref(spec.base_check)
     try:
         problems = checker(c, path)
     except Exception as exc:  # noqa: BLE001 - a checker failure is a warning, not a crash of Validate
@@ -283,39 +263,7 @@ def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
                                "to the base's sizes", "error"))
 
 
-def _load_checker(model: str, registry: dict[str, str] | None = None) -> Callable | None:
-    spec = (BASE_CHECKERS if registry is None else registry).get(model)
-    if not spec:
-        return None
-    mod_name, fn_name = spec.split(":")
-    return getattr(importlib.import_module(mod_name), fn_name)
-
-
-def _hifigan_warnings(c: TrainConfig, dataset_dir: Path, out: list[PlanWarning]) -> None:
-    h = c.hifigan
-    assert h is not None
-    if c.lr_schedule.type == "exponential" and h.lr_decay is not None and h.lr_decay != c.lr_schedule.gamma:
-        out.append(PlanWarning("hifigan.lr_decay", f"hifigan.lr_decay {h.lr_decay} differs from lr_schedule.gamma "
-                               f"{c.lr_schedule.gamma}; training uses lr_schedule.gamma.",
-                               "set hifigan.lr_decay to null or to the same value"))
-    files = _list_files(dataset_dir / "train.txt")
-    if h.features == "files" and files:
-        missing = [f for f in files if not (dataset_dir / (str(Path(f).with_suffix("")) + h.feature_suffix)).is_file()]
-        if missing:
-            out.append(PlanWarning("hifigan.features", f"{len(missing)} clip(s) have no feature file "
-                                   f"(first: {Path(missing[0]).with_suffix('')}{h.feature_suffix}).",
-                                   "create the feature files beside the audio or use features: mel", "error"))
-    rate, short = _wav_stats(dataset_dir, files[:2000], h.segment_size)
-    if rate and rate != h.sampling_rate:
-        out.append(PlanWarning("hifigan.sampling_rate", f"the dataset audio is {rate} Hz but hifigan.sampling_rate "
-                               f"is {h.sampling_rate}.", f"set hifigan.sampling_rate to {rate} or prepare the "
-                               f"dataset at {h.sampling_rate} Hz", "error"))
-    if short and files and short * 2 > min(len(files), 2000):
-        out.append(PlanWarning("hifigan.segment_size", f"{short} clip(s) are shorter than segment_size "
-                               f"{h.segment_size} samples and get zero-padded.", "lower hifigan.segment_size"))
-
-
-def _wav_stats(dataset_dir: Path, files: list[str], segment: int) -> tuple[int | None, int]:
+def wav_stats(dataset_dir: Path, files: list[str], segment: int) -> tuple[int | None, int]:
     """(sample rate of the first readable clip, clips shorter than ``segment``) from wav headers."""
     try:
         import soundfile as sf
@@ -330,60 +278,3 @@ def _wav_stats(dataset_dir: Path, files: list[str], segment: int) -> tuple[int |
         rate = rate or info.samplerate
         short += info.frames < segment
     return rate, short
-
-
-def _autoregressive_warnings(c: TrainConfig, root: Path, dataset_dir: Path, out: list[PlanWarning]) -> None:
-    a = c.autoregressive
-    assert a is not None
-    for key in ("tokenizer", "dvae", "mel_norms"):
-        p = _resolve(root, getattr(a, key))
-        if p is None or not p.is_file():
-            out.append(PlanWarning(f"autoregressive.{key}", f"{getattr(a, key)} does not exist.",
-                                   f"put tortoise's {Path(getattr(a, key)).name} there or change "
-                                   f"autoregressive.{key}", "error"))
-    if a.vocoder:
-        p = _resolve(root, a.vocoder)
-        if p is None or not p.exists():
-            out.append(PlanWarning("autoregressive.vocoder", f"vocoder {a.vocoder} does not exist.",
-                                   "pick a HiFi-GAN checkpoint trained with features: tortoise_mel, or null",
-                                   "error"))  # the run refuses it before step 1
-        else:
-            _vocoder_warnings(c, p, out)
-    _decoder_warnings(c, root, out)
-    rate, _ = _wav_stats(dataset_dir, _list_files(dataset_dir / "train.txt")[:1], 0)
-    if rate and rate != 22050:
-        out.append(PlanWarning("dataset", f"the dataset audio is {rate} Hz; tortoise works at 22050 Hz.",
-                               "prepare the dataset with --sample-rate 22050", "error"))
-    if a.optimizer_8bit and c.gpus == 0:
-        out.append(PlanWarning("autoregressive.optimizer_8bit", "8-bit AdamW needs a GPU.",
-                               "set autoregressive.optimizer_8bit: false"))
-
-
-def _vocoder_warnings(c: TrainConfig, path: Path, out: list[PlanWarning]) -> None:
-    """The registered checker's problems with ``autoregressive.vocoder`` (errors: the run refuses it)."""
-    checker = _load_checker(c.model, VOCODER_CHECKERS)
-    if checker is None:
-        return
-    try:
-        problems = checker(c, path)
-    except Exception as exc:  # noqa: BLE001 - a checker failure is a warning, not a crash of Validate
-        out.append(PlanWarning("autoregressive.vocoder", f"could not inspect the vocoder {path}: {exc}",
-                               "check that it is a HiFi-GAN run folder, state or g_ file"))
-        return
-    for p in problems or []:
-        out.append(PlanWarning("autoregressive.vocoder", str(p),
-                               "set autoregressive.vocoder to a HiFi-GAN trained with hifigan.features: tortoise_mel "
-                               "(train one on this dataset), or to null for Griffin-Lim samples", "error"))
-
-
-def _decoder_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
-    """The registered checker's findings about the decoder files (errors: the run refuses them)."""
-    checker = _load_checker(c.model, DECODER_CHECKERS)
-    if checker is None:
-        return
-    fixes = {"error": "put tortoise's decoder files in models/tortoise/ (or set their paths), or set "
-                      "autoregressive.decoder: preview",
-             "warning": "copy tortoise's hifidecoder.pth (fast) or diffusion_decoder.pth + vocoder.pth (standard) "
-                        "into models/tortoise/"}
-    for key, problem, level in checker(c, root):
-        out.append(PlanWarning(key, problem, fixes.get(level, fixes["error"]), level))

@@ -17,8 +17,9 @@ Key facts for other modules:
   ``--set`` of the CLI: dotted keys, values parsed as YAML.
 - Paths (``dataset``, ``base``, tokenizer/dvae/mel_norms, vocoder) are stored as
   typed, relative to the workspace root; resolve them with ``Workspace.inside``.
-- Exactly one model section is set: ``config.hifigan`` for ``model: hifigan``,
-  ``config.autoregressive`` for ``model: autoregressive`` (the other is None).
+- The model's section is ``config.options`` (typed: its spec's options dataclass); for
+  convenience ``config.<model name>`` gives it too (None for another model's name). What each
+  model's section holds lives in its package (``modules/<model>/options.py``).
 """
 
 from __future__ import annotations
@@ -37,27 +38,13 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from modules import model_registry as registry
 from modules.config import presets
-from modules.errors import UserError
+from modules.config.fields import ConfigError, option
 
 SCHEDULE_TYPES = ("exponential", "multistep", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
-HIFIGAN_FEATURES = ("mel", "files", "tortoise_mel")
-AR_DECODERS = ("auto", "fast", "standard", "preview")
-DIFFUSION_PRESETS = ("ultra_fast", "fast", "standard", "high_quality")
-
-
-class ConfigError(UserError):
-    """An invalid config value; the message names the key (and the file when known)."""
-
-
-def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-       choices: tuple | None = None, help: str = "") -> Any:
-    """A dataclass field with its allowed range/choices and a one-line help (shown by the UI)."""
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "help": help}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
-    return field(default=default, metadata=meta)
+_f = option  # the field declarations below are the generic (model-independent) keys
 
 
 @dataclass
@@ -76,97 +63,10 @@ class LRSchedule:
 
 
 @dataclass
-class HifiganOptions:
-    """HiFi-GAN vocoder options (jik876 names for the generator, mel and optimizer values)."""
-
-    preset: str = _f("v1", choices=("v1", "v2", "v3", "custom"),
-                     help="generator size of jik876's V1/V2/V3, or custom sizes below")
-    segment_size: int = _f(8192, lo=256, help="training crop length in samples (a multiple of hop_size)")
-    features: str = _f("mel", choices=HIFIGAN_FEATURES,
-                       help="mel: computed from the audio; files: precomputed [C, T] .npy/.pt beside each clip; "
-                            "tortoise_mel: tortoise's normalised mel")
-    feature_suffix: str = _f(".npy", help="features=files: suffix replacing .wav (e.g. .npy, .pt, _ssl.npy)")
-    fresh_discriminators: bool = _f(False, help="start the discriminators from random weights even when base has them")
-    reset_lr: bool = _f(False, help="ignore the base checkpoint's optimizer state and decayed learning rate")
-    resblock: str = _f("1", choices=("1", "2"), help="residual block type")
-    upsample_rates: list[int] = _f([8, 8, 2, 2], help="upsampling factors; their product is hop_size")
-    upsample_kernel_sizes: list[int] = _f([16, 16, 4, 4])
-    upsample_initial_channel: int = _f(512, lo=1)
-    resblock_kernel_sizes: list[int] = _f([3, 7, 11])
-    resblock_dilation_sizes: list[list[int]] = _f([[1, 3, 5], [1, 3, 5], [1, 3, 5]])
-    sampling_rate: int = _f(22050, lo=1000)
-    n_fft: int = _f(1024, lo=16)
-    num_mels: int = _f(80, lo=1, help="input channels (mel bins, or C of precomputed features)")
-    hop_size: int = _f(256, lo=1)
-    win_size: int = _f(1024, lo=16)
-    fmin: float = _f(0.0, lo=0.0)
-    fmax: Optional[float] = _f(8000.0, lo=0.0, help="null: half the sampling rate")
-    fmax_for_loss: Optional[float] = _f(None, lo=0.0, help="mel loss upper frequency (null: half the sampling rate)")
-    adam_b1: float = _f(0.8, lo=0.0, hi=1.0)
-    adam_b2: float = _f(0.99, lo=0.0, hi=1.0)
-    lr_decay: Optional[float] = _f(None, lo=0.0, hi=1.0, lo_open=True,
-                                   help="written to the exported jik876 config.json; null: lr_schedule.gamma")
-    mel_loss_weight: float = _f(45.0, lo=0.0)
-    feature_loss_weight: float = _f(2.0, lo=0.0)
-    discriminator_width: float = _f(1.0, lo=0.0, hi=1.0, lo_open=True,
-                                    help="discriminator channel multiplier (1 = jik876's MPD/MSD, needed to load do_ "
-                                         "files; smaller only for quick tests)")
-
-
-@dataclass
-class AutoregressiveOptions:
-    """tortoise UnifiedVoice constructor arguments, data and fine-tuning options."""
-
-    layers: int = _f(30, lo=1)
-    model_dim: int = _f(1024, lo=8)
-    heads: int = _f(16, lo=1)
-    max_text_tokens: int = _f(402, lo=2)
-    max_mel_tokens: int = _f(604, lo=2)
-    max_conditioning_inputs: int = _f(2, lo=1)
-    number_text_tokens: int = _f(255, lo=2)
-    start_text_token: int = _f(255, lo=0)
-    stop_text_token: int = _f(0, lo=0)
-    number_mel_codes: int = _f(8194, lo=3)
-    start_mel_token: int = _f(8192, lo=0)
-    stop_mel_token: int = _f(8193, lo=0)
-    mel_length_compression: int = _f(1024, lo=1)
-    tokenizer: str = _f("models/tortoise/tokenizer.json", help="tortoise-style tokenizer.json (workspace path)")
-    dvae: str = _f("models/tortoise/dvae.pth", help="tortoise dvae.pth (workspace path)")
-    mel_norms: str = _f("models/tortoise/mel_norms.pth", help="tortoise mel_norms.pth (workspace path)")
-    conditioning_clips: int = _f(2, lo=1, help="conditioning clips per item (other clips of the voice)")
-    conditioning_samples: int = _f(44000, lo=1024, help="random crop length of each conditioning clip")
-    freeze_conditioning_encoder: bool = _f(False)
-    freeze_text_embedding: bool = _f(False)
-    freeze_layers: int = _f(0, lo=0, help="freeze the first N transformer layers")
-    gradient_checkpointing: bool = _f(False, help="recompute transformer activations in backward: less memory, about 1.5-2x slower (batch 8-16 in bf16 fits 24 GB without it)")
-    optimizer_8bit: bool = _f(False, help="bitsandbytes 8-bit AdamW (GPU only)")
-    weight_decay: float = _f(0.01, lo=0.0)
-    betas: list[float] = _f([0.9, 0.96])
-    decoder: str = _f("auto", choices=AR_DECODERS,
-                      help="what renders validation samples and Try it: fast (tortoise's hifidecoder.pth), standard "
-                           "(diffusion_decoder.pth + vocoder.pth), preview (DVAE mel, rough), auto (fast, else "
-                           "standard, else preview)")
-    diffusion_preset: str = _f("fast", choices=DIFFUSION_PRESETS,
-                               help="standard decoder: tortoise's preset (ultra_fast 30 steps, fast 80, standard 200, "
-                                    "high_quality 400)")
-    diffusion_steps: Optional[int] = _f(None, lo=1, hi=4000, help="standard decoder: diffusion steps (null: the "
-                                                                   "preset's)")
-    hifi_decoder: str = _f("models/tortoise/hifidecoder.pth", help="tortoise hifidecoder.pth (fast decoder)")
-    diffusion_decoder: str = _f("models/tortoise/diffusion_decoder.pth",
-                                help="tortoise diffusion_decoder.pth (standard decoder)")
-    univnet: str = _f("models/tortoise/vocoder.pth", help="tortoise vocoder.pth, UnivNet (standard decoder)")
-    vocoder: Optional[str] = _f(None, help="preview decoder: HiFi-GAN checkpoint (tortoise_mel features); "
-                                           "null: Griffin-Lim")
-    sample_temperature: float = _f(0.8, lo=0.0, lo_open=True, help="validation sampling temperature")
-    sample_top_p: float = _f(0.8, lo=0.0, hi=1.0, lo_open=True, help="validation sampling nucleus")
-    sample_max_mel_tokens: int = _f(250, lo=1, help="validation sampling length cap (mel codes)")
-
-
-@dataclass
 class TrainConfig:
     """One training run. ``model`` picks the recipe and which option section is set."""
 
-    model: str = _f("hifigan", choices=("hifigan", "autoregressive"))
+    model: str = _f("hifigan", help="which model this run trains (one of modules.model_registry)")
     dataset: str = _f("", help="prepared dataset folder relative to the workspace, e.g. training/demo")
     run_name: Optional[str] = _f(None, help="run folder name under DATASET/runs/ (null: the config file's stem)")
     base: Optional[str] = _f(None, help="checkpoint to fine-tune from (models/... or an earlier run's file)")
@@ -188,15 +88,23 @@ class TrainConfig:
     keep_states: int = _f(3, lo=1, help="newest training states kept in states/")
     grad_clip: Optional[float] = _f(None, lo=0.0, lo_open=True, help="max gradient norm (null: no clipping)")
     validation_samples: int = _f(4, lo=0, help="validation clips saved as audio at each validation")
+    # top-level for every model as configs have always had them; only the autoregressive model reads them
     text_lr_weight: float = _f(0.01, lo=0.0, help="autoregressive: weight of the text cross-entropy")
     mel_lr_weight: float = _f(1.0, lo=0.0, help="autoregressive: weight of the mel cross-entropy")
-    hifigan: Optional[HifiganOptions] = None
-    autoregressive: Optional[AutoregressiveOptions] = None
+    # the model's own YAML section (its spec's options dataclass), written under the model's name
+    section: Any = field(default=None, repr=False, compare=True, metadata={"section": True})
 
     @property
-    def options(self) -> HifiganOptions | AutoregressiveOptions:
-        """The model's own section."""
-        return getattr(self, self.model)
+    def options(self) -> Any:
+        """The model's own section, typed (``config.options.segment_size``)."""
+        return self.section
+
+    def __getattr__(self, name: str) -> Any:
+        """``config.<model name>``: the section when it is this config's model, None for other models."""
+        model = self.__dict__.get("model")
+        if model is not None and name in registry.SPECS:
+            return self.__dict__.get("section") if name == model else None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def global_batch(self) -> int:
@@ -204,18 +112,21 @@ class TrainConfig:
         return self.batch_size * self.grad_accumulation
 
 
-MODEL_SECTIONS = {"hifigan": HifiganOptions, "autoregressive": AutoregressiveOptions}
-
 # Keys that only say when to stop, log, save or validate: changing them keeps a state resumable.
+# Each model's spec adds the section keys of its own (``ModelSpec.resume_safe``).
 RESUME_SAFE_KEYS: frozenset[str] = frozenset({
     "run_name", "epochs", "max_steps", "num_workers",
     "save_every_steps", "save_every_epochs", "validate_every_steps", "validate_every_epochs",
     "log_every_steps", "keep_states", "validation_samples",
-    "autoregressive.vocoder", "autoregressive.decoder", "autoregressive.diffusion_preset",
-    "autoregressive.diffusion_steps", "autoregressive.hifi_decoder", "autoregressive.diffusion_decoder",
-    "autoregressive.univnet", "autoregressive.sample_temperature", "autoregressive.sample_top_p",
-    "autoregressive.sample_max_mel_tokens", "autoregressive.gradient_checkpointing",
 })
+
+
+def resume_safe(key: str) -> bool:
+    """True when changing dotted ``key`` keeps a state resumable."""
+    if key in RESUME_SAFE_KEYS:
+        return True
+    section, _, rest = key.partition(".")
+    return bool(rest) and section in registry.SPECS and rest in registry.get(section).resume_safe
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,8 +228,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, value, key + ".")
             continue
-        if f.name in MODEL_SECTIONS and cls is TrainConfig:
-            continue  # sections are built by config_from_dict
+        if f.metadata.get("section"):
+            continue  # the model's section is built by config_from_dict
         value = _convert(value, tp, key)
         _check_range(value, f.metadata, key)
         kwargs[f.name] = value
@@ -354,42 +265,24 @@ def _config_from_dict(data: dict[str, Any]) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of config keys, got {type(data).__name__}")
     model = data.get("model")
-    if model not in MODEL_SECTIONS:
-        raise ConfigError(f"model: {model!r} is not one of {', '.join(MODEL_SECTIONS)}; set model: hifigan or "
-                          "model: autoregressive")
-    for other in MODEL_SECTIONS:
+    if model not in registry.SPECS:
+        raise ConfigError(f"model: {model!r} is not one of {', '.join(registry.SPECS)}; set model: to one of them")
+    spec = registry.get(model)
+    for other in registry.SPECS:
         if other != model and data.get(other) is not None:
             raise ConfigError(f"{other}: this section is for model {other}, but model is {model}; remove it")
     merged = _merge(presets.model_defaults(model), data)
     section = merged.get(model) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"{model}: expected a mapping of keys, got {section!r}")
-    if model == "hifigan":
-        section = _hifigan_section(section, data.get("hifigan") or {})
-    config = _build(TrainConfig, {k: v for k, v in merged.items() if k not in MODEL_SECTIONS}, "")
-    setattr(config, model, _build(MODEL_SECTIONS[model], section, f"{model}."))
+    if spec.prepare_section is not None:
+        section = spec.prepare_section(section, data.get(model) or {})
+    config = _build(TrainConfig, {k: v for k, v in merged.items() if k not in registry.SPECS}, "")
+    config.section = _build(spec.options, section, f"{model}.")
     _check_consistency(config)
+    if spec.validate is not None:
+        spec.validate(config.section)
     return config
-
-
-def _hifigan_section(section: dict, given: dict) -> dict:
-    """Fill generator sizes from the named preset; refuse given sizes that contradict it."""
-    preset = section.get("preset", "v1")
-    if preset in presets.HIFIGAN_PRESETS:
-        sizes = presets.HIFIGAN_PRESETS[preset]
-        for k in presets.HIFIGAN_GENERATOR_KEYS:
-            if k in given and given[k] is not None and _norm(given[k]) != _norm(sizes[k]):
-                raise ConfigError(
-                    f"hifigan.{k}: {given[k]!r} differs from preset {preset} ({sizes[k]!r}); "
-                    "set hifigan.preset: custom to use your own generator sizes")
-        section = {**section, **copy.deepcopy(sizes)}
-    return section
-
-
-def _norm(v: Any) -> Any:
-    if isinstance(v, (list, tuple)):
-        return [_norm(x) for x in v]
-    return str(v) if isinstance(v, (int, str)) and not isinstance(v, bool) else v
 
 
 def _check_consistency(c: TrainConfig) -> None:
@@ -401,42 +294,6 @@ def _check_consistency(c: TrainConfig) -> None:
         raise ConfigError(f"lr_schedule.milestones: {s.milestones} must be in increasing order")
     if not c.dataset:
         raise ConfigError("dataset: required; set it to a prepared dataset folder such as training/NAME")
-    if c.hifigan is not None:
-        h = c.hifigan
-        lists = ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes", "resblock_dilation_sizes")
-        for k in lists:
-            if not getattr(h, k):
-                raise ConfigError(f"hifigan.{k}: must not be empty")
-        if len(h.upsample_rates) != len(h.upsample_kernel_sizes):
-            raise ConfigError("hifigan.upsample_kernel_sizes: needs one kernel size per entry of upsample_rates")
-        if len(h.resblock_kernel_sizes) != len(h.resblock_dilation_sizes):
-            raise ConfigError("hifigan.resblock_dilation_sizes: needs one list per entry of resblock_kernel_sizes")
-        if any(v < 1 for v in h.upsample_rates + h.upsample_kernel_sizes + h.resblock_kernel_sizes):
-            raise ConfigError("hifigan.upsample_rates/kernel sizes: values must be >= 1")
-        prod = 1
-        for r in h.upsample_rates:
-            prod *= r
-        if h.features == "mel" and prod != h.hop_size:
-            raise ConfigError(f"hifigan.upsample_rates: their product {prod} must equal hifigan.hop_size "
-                              f"{h.hop_size}")
-        if h.features == "tortoise_mel" and (prod != 256 or h.sampling_rate != 22050):
-            raise ConfigError(f"hifigan.features: tortoise_mel needs hifigan.sampling_rate 22050 and upsample_rates "
-                              f"multiplying to 256 (tortoise's mel), not {h.sampling_rate} Hz and {prod}")
-        if h.segment_size % h.hop_size:
-            raise ConfigError(f"hifigan.segment_size: {h.segment_size} must be a multiple of hop_size {h.hop_size}")
-        if h.win_size > h.n_fft:
-            raise ConfigError(f"hifigan.win_size: {h.win_size} must be <= n_fft {h.n_fft}")
-        if h.fmax is not None and h.fmax <= h.fmin:
-            raise ConfigError(f"hifigan.fmax: {h.fmax} must be above fmin {h.fmin}")
-    if c.autoregressive is not None:
-        a = c.autoregressive
-        if a.model_dim % a.heads:
-            raise ConfigError(f"autoregressive.model_dim: {a.model_dim} must be divisible by heads {a.heads}")
-        if len(a.betas) != 2 or not all(0.0 <= b < 1.0 for b in a.betas):
-            raise ConfigError(f"autoregressive.betas: {a.betas} must be two numbers in [0, 1)")
-        if a.conditioning_clips > a.max_conditioning_inputs:
-            raise ConfigError(f"autoregressive.conditioning_clips: {a.conditioning_clips} exceeds "
-                              f"max_conditioning_inputs {a.max_conditioning_inputs}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,10 +302,10 @@ def _check_consistency(c: TrainConfig) -> None:
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """Plain dict in file order, holding only the model's own section."""
-    out = dataclasses.asdict(config)
-    for name in MODEL_SECTIONS:
-        if name != config.model:
-            out.pop(name, None)
+    out = {f.name: copy.deepcopy(getattr(config, f.name)) for f in dataclasses.fields(config)
+           if not f.metadata.get("section")}
+    out["lr_schedule"] = dataclasses.asdict(config.lr_schedule)
+    out[config.model] = dataclasses.asdict(config.section)
     return out
 
 
@@ -516,9 +373,8 @@ def known_keys(model: str) -> list[str]:
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if cls is TrainConfig and f.name in MODEL_SECTIONS:
-                if f.name == model:
-                    walk(MODEL_SECTIONS[model], f"{model}.")
+            if f.metadata.get("section"):
+                walk(registry.get(model).options, f"{model}.")
                 continue
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], f"{prefix}{f.name}.")
@@ -533,6 +389,8 @@ def field_help(key: str) -> str:
     """The help text of a dotted key ('' when none)."""
     cls: Any = TrainConfig
     parts = key.split(".")
+    if parts[0] in registry.SPECS and len(parts) > 1:
+        cls, parts = registry.get(parts[0]).options, parts[1:]
     for i, part in enumerate(parts):
         fields = {f.name: f for f in dataclasses.fields(cls)}
         if part not in fields:
@@ -540,7 +398,7 @@ def field_help(key: str) -> str:
         f = fields[part]
         if i == len(parts) - 1:
             return f.metadata.get("help", "")
-        cls = MODEL_SECTIONS.get(part) or typing.get_type_hints(cls)[part]
+        cls = typing.get_type_hints(cls)[part]
     return ""
 
 
@@ -572,7 +430,7 @@ def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
             raise ConfigError("model: cannot be changed with --set; create a new config for the other model")
         valid = known_keys(data["model"])
         section = key.split(".", 1)[0]
-        if section in MODEL_SECTIONS and section != data["model"]:
+        if section in registry.SPECS and section != data["model"]:
             raise ConfigError(f"{key}: this key is for model {section}, but this config's model is {data['model']}")
         if key not in valid and not any(k.startswith(key + ".") for k in valid):
             raise _unknown_key_error(key, [k.rsplit(".", 1)[-1] for k in valid])
@@ -583,8 +441,9 @@ def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
                 node[p] = {}
             node = node[p]
         node[parts[-1]] = value
-        if key == "hifigan.preset" and value in presets.HIFIGAN_PRESETS:
-            node.update(copy.deepcopy(presets.HIFIGAN_PRESETS[value]))
+        sizes = presets.section_preset(data["model"], value) if key == f"{data['model']}.preset" else None
+        if sizes:  # naming a size preset (hifigan.preset: v2) also sets its sizes
+            node.update(sizes)
     return config_from_dict(data)
 
 
@@ -604,7 +463,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _shaping(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     data = config_to_dict(config) if isinstance(config, TrainConfig) else config
-    return {k: v for k, v in _flatten(data).items() if k not in RESUME_SAFE_KEYS}
+    return {k: v for k, v in _flatten(data).items() if not resume_safe(k)}
 
 
 def config_hash(config: TrainConfig | dict[str, Any]) -> str:

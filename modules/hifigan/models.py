@@ -16,21 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LRELU_SLOPE = 0.1
+from modules.hifigan.options import GENERATOR_KEYS, GENERATOR_PRESETS  # noqa: F401 (sizes defined once, there)
 
-# jik876's published generator configurations (config_v1/v2/v3.json).
-GENERATOR_PRESETS: dict[str, dict[str, Any]] = {
-    "v1": dict(resblock="1", upsample_rates=[8, 8, 2, 2], upsample_kernel_sizes=[16, 16, 4, 4],
-               upsample_initial_channel=512, resblock_kernel_sizes=[3, 7, 11],
-               resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]]),
-    "v2": dict(resblock="1", upsample_rates=[8, 8, 2, 2], upsample_kernel_sizes=[16, 16, 4, 4],
-               upsample_initial_channel=128, resblock_kernel_sizes=[3, 7, 11],
-               resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]]),
-    "v3": dict(resblock="2", upsample_rates=[8, 8, 4], upsample_kernel_sizes=[16, 16, 8],
-               upsample_initial_channel=256, resblock_kernel_sizes=[3, 5, 7],
-               resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]]),
-}
-GENERATOR_KEYS = tuple(GENERATOR_PRESETS["v1"].keys())
+LRELU_SLOPE = 0.1
 
 
 def _wn(module: nn.Module) -> nn.Module:

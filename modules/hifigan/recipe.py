@@ -39,7 +39,7 @@ class HifiganRecipe(Recipe):
 
     def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
         super().__init__(config, dataset_dir, device, workspace_root)
-        self.h = hparams.resolve(hparams.get(config, "hifigan"))
+        self.h = hparams.resolve(self.options)
         self.features = self.h["features"]
         if self.features not in FEATURE_MODES:
             raise UserError(f"hifigan.features {self.features!r} is unknown; use one of {', '.join(FEATURE_MODES)}")
@@ -55,7 +55,7 @@ class HifiganRecipe(Recipe):
         if int(self.h["segment_size"]) % self.hop:
             raise UserError(f"hifigan.segment_size {self.h['segment_size']} must be a multiple of the hop "
                             f"({self.hop}); try {int(self.h['segment_size']) // self.hop * self.hop or self.hop}")
-        self.seed = int(hparams.get(config, "seed", 1234))
+        self.seed = self.config.seed
         self.in_channels = int(self.h["num_mels"])
         self._feature_files: list[Path] | None = None
         self._train_cache = None
@@ -68,16 +68,13 @@ class HifiganRecipe(Recipe):
             self.in_channels = 80
 
     # --- configuration helpers ----------------------------------------------------------------
-    def _opt(self, key: str, default: Any = None) -> Any:
-        return hparams.get(hparams.get(self.config, "hifigan"), key, default)
-
     def jik876_config(self) -> dict[str, Any]:
         h = dict(self.h)
-        if self._opt("lr_decay") is None:
-            h["lr_decay"] = hparams.get(hparams.get(self.config, "lr_schedule"), "gamma", h["lr_decay"])
-        return hparams.to_jik876(h, batch_size=hparams.get(self.config, "batch_size", 16),
-                                 learning_rate=hparams.get(self.config, "learning_rate", 2e-4), seed=self.seed,
-                                 num_workers=hparams.get(self.config, "num_workers", 2),
+        if self.options.lr_decay is None:
+            h["lr_decay"] = self.config.lr_schedule.gamma
+        return hparams.to_jik876(h, batch_size=self.config.batch_size,
+                                 learning_rate=self.config.learning_rate, seed=self.seed,
+                                 num_workers=self.config.num_workers,
                                  in_channels=self.in_channels)
 
     def _cache_dir(self) -> Path:
@@ -100,9 +97,9 @@ class HifiganRecipe(Recipe):
                                             "upsample_initial_channel", "resblock_kernel_sizes",
                                             "resblock_dilation_sizes")}
         generator = Generator(**gen_kwargs, in_channels=self.in_channels)
-        width = float(self._opt("discriminator_width", 1.0))
+        width = self.options.discriminator_width
         mpd, msd = MultiPeriodDiscriminator(width=width), MultiScaleDiscriminator(width=width)
-        base = hparams.get(self.config, "base")
+        base = self.config.base
         if base:
             self._load_base(Path(base), generator, mpd, msd)
         return {"generator": generator.to(self.device), "mpd": mpd.to(self.device), "msd": msd.to(self.device)}
@@ -121,7 +118,7 @@ class HifiganRecipe(Recipe):
 
     def _load_base(self, base: Path, generator: Generator, mpd: nn.Module, msd: nn.Module) -> None:
         path = self._resolve_base(base)
-        fresh_d = bool(self._opt("fresh_discriminators", False))
+        fresh_d = self.options.fresh_discriminators
         data = ckpt.torch_load(path)
         if isinstance(data, dict) and "generator" in data and not is_state(data):
             g_state = ckpt.strip_prefixes(data["generator"])
@@ -174,7 +171,7 @@ class HifiganRecipe(Recipe):
         return {"generator": [{"params": list(g.parameters())}], "discriminator": [{"params": d}]}
 
     def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
-        lr = float(hparams.get(self.config, "learning_rate", 2e-4))
+        lr = float(self.config.learning_rate)
         betas = (float(self.h["adam_b1"]), float(self.h["adam_b2"]))
         first = next((p for g in params for p in (g["params"] if isinstance(g, dict) else [g])), None)
         fused = first is not None and first.device.type == "cuda"  # one kernel for ~85M parameters (V1 + MPD + MSD)
@@ -185,7 +182,7 @@ class HifiganRecipe(Recipe):
         """Carry a jik876 ``do_`` file's (or a state's) Adam moments and decayed rate, unless reset_lr."""
         if not self._base_do:
             return
-        if bool(self._opt("reset_lr", False)):
+        if self.options.reset_lr:
             self._base_do = None  # fresh Adam moments and our own learning rate
             return
         for key, name in (("optim_g", "generator"), ("optim_d", "discriminator")):
@@ -295,7 +292,7 @@ class HifiganRecipe(Recipe):
         was_training = generator.training
         generator.eval()
         sr = int(self.h["sampling_rate"])
-        limit = int(hparams.get(self.config, "validation_samples", 4))
+        limit = int(self.config.validation_samples)
         mel_l1, stft, pesqs, samples = [], [], [], []
         index = 0
         try:
@@ -342,7 +339,7 @@ class HifiganRecipe(Recipe):
                                self.unwrap(models["msd"]), optimizers.get("generator"),
                                optimizers.get("discriminator"), step, epoch)
         cfg_path = ckpt.write_config(checkpoint_dir / "config.json", self.jik876_config())
-        keep = int(hparams.get(self.config, "keep_states", 3) or 0)
+        keep = int(self.config.keep_states or 0)
         if keep > 0:
             dos = sorted((p for p in checkpoint_dir.glob("do_*") if ckpt.step_of(p) is not None), key=ckpt.step_of)
             for old in dos[:-keep]:
@@ -354,7 +351,7 @@ def check_base(config: Any, base_path: Path) -> list[str]:
     """Problems that stop ``base`` loading into the configured generator (the UI's Validate,
     before a run starts): missing or extra weights and shape mismatches, with the base's own
     ``config.json`` sizes when one sits beside it."""
-    h = hparams.resolve(hparams.get(config, "hifigan"))
+    h = hparams.resolve(config.options)
     path = Path(base_path)
     if path.is_dir():
         found = ckpt.newest_in(path)

@@ -8,15 +8,12 @@ from typing import Any
 
 import yaml
 
+from modules import model_registry as registry
 from modules.errors import UserError
 # the state list is the trainer's own (torch-free) run-folder code; re-exported here for the UI
 from modules.trainer.runfolder import RunPaths, StateInfo, list_states, run_dir_for  # noqa: F401
 from modules.workspace import Workspace
 
-_G_RE = re.compile(r"^g_(\d+)$")
-_GPT_RE = re.compile(r"^(\d+)_gpt\.pth$")
-# interchange checkpoint files a base-model dropdown offers, by model type
-_BASE_SUFFIXES = (".pth", ".pt", ".ckpt")
 
 
 def list_configs(ws: Workspace) -> list[Path]:
@@ -70,46 +67,36 @@ def _run_mtime(run: Path) -> float:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Exported checkpoints of a run (jik876 ``g_XXXXXXXX``, tortoise ``XXXXXXXX_gpt.pth``), newest first."""
-    ck = Path(run_dir) / "checkpoints"
+    """Exported checkpoints of a run (each model's spec names its files: jik876 ``g_XXXXXXXX``,
+    tortoise ``XXXXXXXX_gpt.pth``), newest first."""
+    ck = RunPaths(Path(run_dir)).checkpoints
     if not ck.is_dir():
         return []
+    patterns = [re.compile(s.ui.checkpoint_pattern) for s in registry.all_specs() if s.ui.checkpoint_pattern]
     found = []
     for p in ck.iterdir():
-        m = _G_RE.match(p.name) or _GPT_RE.match(p.name)
+        m = next((m for m in (pat.match(p.name) for pat in patterns) if m), None)
         if m and p.is_file():
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def list_base_models(ws: Workspace, model: str = "hifigan") -> list[str]:
-    """Base-model candidates as workspace-relative paths: files under ``models/`` for this model
-    type, then exported checkpoints of earlier runs whose config has the same model type."""
+def list_base_models(ws: Workspace, model: str) -> list[str]:
+    """Base-model candidates as workspace-relative paths: the model's files under ``models/`` (its
+    spec says which folder and files), then exported checkpoints of earlier runs of that model."""
+    spec = registry.get(model)
     out: list[str] = []
-    sub = {"hifigan": "hifigan", "autoregressive": "tortoise"}.get(model, model)
-    folder = ws.models / sub
+    folder = ws.models / (spec.ui.base_folder or model)
     if folder.is_dir():
         for p in sorted(folder.rglob("*")):
-            if not p.is_file():
-                continue
-            if _is_base_file(p, model):
+            if p.is_file() and (spec.ui.base_file(p) if spec.ui.base_file else True):
                 out.append(ws.relative(p))
+    own = re.compile(spec.ui.checkpoint_pattern) if spec.ui.checkpoint_pattern else None
     for run in list_runs(ws):
-        run_model = _run_model(run)
-        if run_model not in (None, model):
+        if _run_model(run) not in (None, model):
             continue
-        out.extend(ws.relative(p) for p in list_checkpoints(run)
-                   if (model == "hifigan") == bool(_G_RE.match(p.name)))
+        out.extend(ws.relative(p) for p in list_checkpoints(run) if own is not None and own.match(p.name))
     return out
-
-
-def _is_base_file(p: Path, model: str) -> bool:
-    """A model-weights file of this type (not a tokenizer, DVAE, mel norms or config)."""
-    if model == "hifigan":
-        return bool(_G_RE.match(p.name)) or (p.suffix in _BASE_SUFFIXES and not p.name.startswith("do_"))
-    if model == "autoregressive":
-        return p.suffix in _BASE_SUFFIXES and not any(k in p.stem for k in ("dvae", "mel_norms", "diffusion", "clvp", "vocoder"))
-    return p.suffix in _BASE_SUFFIXES
 
 
 def _run_model(run: Path) -> str | None:

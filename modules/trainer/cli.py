@@ -98,7 +98,7 @@ def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
 
     recipe_cls = None
     if args.recipe:
-        from modules.trainer.registry import load_class
+        from modules.model_spec import load_class
 
         recipe_cls = load_class(args.recipe)
     command = shlex.join([sys.executable, "-m", "modules", *sys.argv[1:]]) if not D.under_torchrun() else None

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modules import model_registry
 from modules.config.schema import RESUME_SAFE_KEYS, TrainConfig, changed_keys, config_hash, config_to_dict, save_config
 from modules.errors import UserError
 from modules.fileutil import atomic_torch_save, atomic_write_json, atomic_write_text
@@ -826,17 +827,13 @@ class Trainer:
         self._batch = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        knobs = [f"batch_size {c.batch_size}"]
-        if c.hifigan is not None:
-            knobs.append(f"hifigan.segment_size {c.hifigan.segment_size}")
-        if c.autoregressive is not None:
-            knobs.append(f"autoregressive.gradient_checkpointing {c.autoregressive.gradient_checkpointing}")
-        knobs += [f"precision {c.precision}", f"grad_accumulation {c.grad_accumulation}"]
+        spec = model_registry.get(c.model)
+        knobs, advice = spec.memory_hints(c.options) if spec.memory_hints else ([], [])
+        knobs = [f"batch_size {c.batch_size}", *knobs, f"precision {c.precision}",
+                 f"grad_accumulation {c.grad_accumulation}"]
         msg = (f"out of {self.device.type.upper()} memory at step {self.step + 1} ({', '.join(knobs)}). Lower "
                "batch_size and raise grad_accumulation by the same factor to keep the global batch"
-               + (", lower hifigan.segment_size" if c.hifigan is not None else "")
-               + (", turn on autoregressive.gradient_checkpointing" if c.autoregressive is not None else "")
-               + ", or use precision bf16; then --resume latest")
+               + "".join(f", {a}" for a in advice) + ", or use precision bf16; then --resume latest")
         if self.main:
             print(f"error: {msg}", file=sys.stderr, flush=True)
             self.status.update(state="failed", message=msg)
@@ -844,6 +841,4 @@ class Trainer:
 
 
 def _registry_recipe(model: str) -> type[Recipe]:
-    from modules.trainer.registry import get_recipe_class
-
-    return get_recipe_class(model)
+    return model_registry.get(model).recipe_class()

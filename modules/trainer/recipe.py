@@ -89,7 +89,11 @@ class Recipe(ABC):
     ddp_find_unused_parameters: bool = False  # for models whose forward skips parameters under DDP
 
     def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
-        self.config = config
+        from modules.config.schema import TrainConfig, config_from_dict
+
+        # a plain dict (a config built in code) goes through the schema: recipes only see typed options
+        self.config: TrainConfig = config if isinstance(config, TrainConfig) else config_from_dict(dict(config))
+        self.options = self.config.options  # this model's section, typed
         self.dataset_dir = Path(dataset_dir)
         self.device = device
         self.workspace_root = Path(workspace_root)
