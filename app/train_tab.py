@@ -23,6 +23,7 @@ from app.train_status import failure_text, status_html
 from app.live_audio import PLAY_CHUNK_JS
 from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_stream, synthesize_defaults,
                         vocode_clip)
+from modules import model_registry
 from modules import run_manager as runs
 from modules.trainer.runfolder import RunPaths
 from modules.workspace import Workspace
@@ -360,7 +361,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             yield error("pick a dataset clip or upload one"), gr.update(), None
             return
         try:
-            if run_model(run_dir_of(ws, label) if label else None) == "autoregressive":
+            model = run_model(run_dir_of(ws, label) if label else None)
+            if model in model_registry.SPECS and model_registry.get(model).ui.try_it == "text":
                 chunks = 0
                 for kind, value in speak_stream(ws, ckpt, sources, text, penalty):
                     if kind == "chunk":

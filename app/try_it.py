@@ -117,7 +117,8 @@ _SPEECH: dict[tuple, Any] = {}  # the last checkpoint's loaded models: one click
 
 def _run_section(ckpt: Path) -> dict[str, Any]:
     try:
-        return runs.read_config_yaml(RunPaths(ckpt.parent.parent).config).get("autoregressive") or {}
+        cfg = runs.read_config_yaml(RunPaths(ckpt.parent.parent).config)
+        return cfg.get(cfg.get("model")) or {}  # the run's own model section
     except UserError:
         return {}
 

@@ -66,7 +66,7 @@ class LRSchedule:
 class TrainConfig:
     """One training run. ``model`` picks the recipe and which option section is set."""
 
-    model: str = _f("hifigan", help="which model this run trains (one of modules.model_registry)")
+    model: str = _f("", help="which model this run trains (a name in modules.model_registry)")
     dataset: str = _f("", help="prepared dataset folder relative to the workspace, e.g. training/demo")
     run_name: Optional[str] = _f(None, help="run folder name under DATASET/runs/ (null: the config file's stem)")
     base: Optional[str] = _f(None, help="checkpoint to fine-tune from (models/... or an earlier run's file)")
