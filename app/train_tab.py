@@ -381,8 +381,9 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             return
         yield ok(f"{done} → `{rel_path(ws, out)}`"), gr.update(), str(out)
 
+    # minutes of inference run in their own queue group: the other tabs' callbacks keep their workers
     try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty],
-                  [try_msg, try_live, try_out])
+                  [try_msg, try_live, try_out], concurrency_id="try-it", concurrency_limit=1)
     try_live.change(None, try_live, None, js=PLAY_CHUNK_JS)
 
     # ---- runs list --------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ run it, so building the UI stays free of torch.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -93,23 +92,21 @@ def _try_inputs(ws: Workspace, checkpoint: str, clips: str | list[str]) -> tuple
 
 
 def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
-    """Resynthesise one clip with a run's HiFi-GAN checkpoint through ``python -m modules vocode``'s code."""
-    from modules.hifigan import vocode
+    """Resynthesise one clip with a run's HiFi-GAN checkpoint (the ``vocode`` command's library
+    function; the generator stays loaded for the next click on the same checkpoint)."""
+    from modules.hifigan.vocode import VocodeOptions, vocode_files
 
     ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clip)
-    args = argparse.Namespace(checkpoint=str(ckpt), config=None, inputs=[str(srcs[0])], out=str(out_dir),
-                              device="auto")
-    vocode.run(args, ws)
-    return out_dir / (srcs[0].stem + ".wav")
+    return vocode_files(VocodeOptions(ckpt), [srcs[0]], out_dir, ws.models, log=lambda _: None)[0]
 
 
 def synthesize_defaults() -> dict[str, Any]:
-    """``python -m modules synthesize``'s own option defaults, so the UI never drifts from the CLI."""
-    from modules.autoregressive import synthesize
+    """The sampling defaults of ``synthesize`` (its typed options), so the UI never drifts from the CLI."""
+    from dataclasses import asdict
 
-    parser = argparse.ArgumentParser()
-    synthesize.add_parser(parser.add_subparsers())
-    return vars(parser.parse_args(["synthesize", "--text", "x", "--reference", "x", "--out", "x"]))
+    from modules.autoregressive.synthesize import SamplingOptions
+
+    return asdict(SamplingOptions())
 
 
 _SPEECH: dict[tuple, Any] = {}  # the last checkpoint's loaded models: one click loads, the next reuses

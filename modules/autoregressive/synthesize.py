@@ -258,10 +258,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mel-norms", default=None, help="mel_norms.pth (default: the run's, else models/tortoise/)")
     p.add_argument("--vocoder", default=None, help="preview: HiFi-GAN trained with features tortoise_mel "
                                                    "(default: Griffin-Lim)")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.8)
-    p.add_argument("--repetition-penalty", type=float, default=2.0)
-    p.add_argument("--max-tokens", type=int, default=500, help="cap on mel codes (each is ~46 ms of audio)")
+    defaults = SamplingOptions()
+    p.add_argument("--temperature", type=float, default=defaults.temperature)
+    p.add_argument("--top-p", type=float, default=defaults.top_p)
+    p.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
+                   help="cap on mel codes (each is ~46 ms of audio)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),

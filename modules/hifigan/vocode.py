@@ -7,8 +7,11 @@ so vocoding is as fast as the model allows.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from modules.errors import UserError
 
@@ -52,28 +55,67 @@ def _expand(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def run(args: argparse.Namespace, workspace) -> int:
+@dataclass(frozen=True)
+class VocodeOptions:
+    """What to vocode with: a checkpoint (g_ file, state or run folder), its config.json, the device."""
+
+    checkpoint: Path
+    config: Path | None = None
+    device: str = "auto"
+
+
+@dataclass
+class LoadedVocoder:
+    generator: Any
+    h: dict
+    device: str
+
+
+_LOADED: dict[tuple, LoadedVocoder] = {}  # one entry: the last checkpoint used (a new one evicts it)
+_LOCK = threading.Lock()
+
+
+def load_vocoder(options: VocodeOptions) -> LoadedVocoder:
+    """The generator for ``options`` (weight norm folded), loaded once per checkpoint file."""
+    import torch
+
+    from modules.hifigan import checkpoint as ckpt
+    from modules.hifigan import load_generator_with_config
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is visible; use --device cpu")
+    path = ckpt.resolve_checkpoint(options.checkpoint)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, str(options.config), device)
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED.clear()
+            generator, h = load_generator_with_config(path, options.config, device)
+            _LOADED[key] = LoadedVocoder(generator.remove_weight_norm(), h, device)
+        return _LOADED[key]
+
+
+def vocode_files(options: VocodeOptions, inputs: list[Path], out_dir: Path, models_dir: Path,
+                 log: Callable[[str], None] = print) -> list[Path]:
+    """Resynthesise audio files / vocode feature files into ``out_dir/NAME.wav``; returns the files."""
     import numpy as np
     import torch
 
     from modules.audio.io import AudioReadError, read_audio, write_wav
-    from modules.hifigan import hparams, load_generator_with_config
+    from modules.hifigan import hparams
     from modules.hifigan.data import load_features
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    config = _resolve(args.config, workspace) if args.config else None
-    generator, h = load_generator_with_config(_resolve(args.checkpoint, workspace), config, device)
-    generator.remove_weight_norm()
+    voc = load_vocoder(options)
+    generator, h, device = voc.generator, voc.h, voc.device
     sr, channels = int(h["sampling_rate"]), int(h["in_channels"])
     features = h.get("features", "mel")
-    out_dir = _resolve(args.out, workspace)
     out_dir.mkdir(parents=True, exist_ok=True)
     tortoise = None
+    written: list[Path] = []
     total_audio, started = 0.0, time.perf_counter()
     with torch.inference_mode():
-        for f in _expand([_resolve(p, workspace) for p in args.inputs]):
+        for f in _expand(inputs):
             if f.suffix.lower() in FEATURE_EXTENSIONS:
                 x = torch.from_numpy(np.array(load_features(f), dtype=np.float32))
                 if x.shape[0] != channels:
@@ -88,7 +130,7 @@ def run(args: argparse.Namespace, workspace) -> int:
                     if tortoise is None:
                         from modules.audio.tortoise_mel import TortoiseMel
 
-                        tortoise = TortoiseMel(workspace.models / "tortoise" / "mel_norms.pth").to(device)
+                        tortoise = TortoiseMel(models_dir / "tortoise" / "mel_norms.pth").to(device)
                     x = tortoise(w)[0, :, :w.shape[-1] // generator.hop_size]
                 elif features == "mel" and channels == int(h["num_mels"]):
                     from modules.audio.mel import mel_spectrogram
@@ -100,8 +142,17 @@ def run(args: argparse.Namespace, workspace) -> int:
             y = generator(x.unsqueeze(0).to(device)).float().reshape(-1).clamp(-1, 1).cpu().numpy()
             target = out_dir / (f.stem + ".wav")
             write_wav(target, y, sr)
+            written.append(target)
             total_audio += len(y) / sr
-            print(f"{f.name} -> {target}")
+            log(f"{f.name} -> {target}")
     took = time.perf_counter() - started
-    print(f"vocoded {total_audio:.1f} s of audio in {took:.1f} s (real-time factor {took / max(total_audio, 1e-9):.3f})")
+    log(f"vocoded {total_audio:.1f} s of audio in {took:.1f} s (real-time factor {took / max(total_audio, 1e-9):.3f})")
+    return written
+
+
+def run(args: argparse.Namespace, workspace) -> int:
+    options = VocodeOptions(_resolve(args.checkpoint, workspace),
+                            _resolve(args.config, workspace) if args.config else None, args.device)
+    vocode_files(options, [_resolve(p, workspace) for p in args.inputs], _resolve(args.out, workspace),
+                 workspace.models)
     return 0
