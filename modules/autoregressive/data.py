@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import logging
 import os
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -25,19 +23,20 @@ from torch.utils.data import Dataset
 
 from modules.audio.tortoise_mel import SAMPLE_RATE, crop_or_pad
 from modules.errors import UserError
+from modules.trainer.logs import get_logger
 from modules.fileutil import atomic_torch_save, file_digest
 
 if TYPE_CHECKING:
     from modules.hifigan.data import AudioCache
 
-log = logging.getLogger("voicetune.autoregressive")
+log = get_logger("autoregressive")
 CODES_VERSION = 1
 
 
 def warn(message: str) -> None:
-    """A user-visible warning on the console (and so in train.log); printed by rank 0 only."""
+    """A user-visible warning on the console and in train.log (rank 0 only: said once per run)."""
     if os.environ.get("RANK", "0") == "0":
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+        log.warning(message)
 
 
 @dataclass

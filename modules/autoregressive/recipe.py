@@ -9,8 +9,6 @@ by ``text_lr_weight`` and ``mel_lr_weight`` as DL-Art-School does.
 from __future__ import annotations
 
 import functools
-import logging
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,10 +19,11 @@ from torch.utils.data import Dataset
 from modules.autoregressive import checkpoint as ckpt
 from modules.autoregressive.data import ARDataset, collate, compute_codes, read_lines, select_entries, warn
 from modules.errors import UserError
+from modules.trainer.logs import get_logger
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
 from modules.trainer.statedict import state_dict_problems
 
-log = logging.getLogger("voicetune.autoregressive")
+log = get_logger("autoregressive")
 
 # config.autoregressive keys that are UnifiedVoice constructor arguments
 MODEL_KEYS = ("layers", "model_dim", "heads", "max_text_tokens", "max_mel_tokens", "max_conditioning_inputs",
@@ -250,8 +249,7 @@ class AutoregressiveRecipe(Recipe):
         if len(self._val_dataset) and self.config.validation_samples:
             # load the decoder now: a missing or wrong decoder file stops the run before step 1
             decoder = self.decoder()
-            if os.environ.get("RANK", "0") == "0":
-                print(f"validation samples: rendered with {decoder.label()}", flush=True)
+            log.info(f"validation samples: rendered with {decoder.label()}")  # rank 0 only: RunLog's filter
         return self._val_dataset
 
     def collate_fn(self) -> Callable | None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from modules.hifigan.models import GENERATOR_KEYS, GENERATOR_PRESETS
+from modules.hifigan.options import GENERATOR_KEYS, GENERATOR_PRESETS, HifiganOptions
 
-MEL_DEFAULTS: dict[str, Any] = dict(sampling_rate=22050, n_fft=1024, num_mels=80, hop_size=256, win_size=1024,
-                                    fmin=0, fmax=8000, fmax_for_loss=None)
-TRAIN_DEFAULTS: dict[str, Any] = dict(segment_size=8192, adam_b1=0.8, adam_b2=0.99, lr_decay=0.999,
-                                      mel_loss_weight=45.0, feature_loss_weight=2.0)
+_DEFAULTS = HifiganOptions()  # the one home of every default
+MEL_DEFAULTS: dict[str, Any] = {k: getattr(_DEFAULTS, k) for k in (
+    "sampling_rate", "n_fft", "num_mels", "hop_size", "win_size", "fmin", "fmax", "fmax_for_loss")}
+JIK876_LR_DECAY = 0.999  # what jik876's train.py uses when a config.json has no lr_decay
+TRAIN_DEFAULTS: dict[str, Any] = {
+    **{k: getattr(_DEFAULTS, k) for k in ("segment_size", "adam_b1", "adam_b2", "mel_loss_weight",
+                                           "feature_loss_weight")},
+    "lr_decay": JIK876_LR_DECAY}
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

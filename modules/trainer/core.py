@@ -36,202 +36,40 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import shlex
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from modules import model_registry
-from modules.config.schema import RESUME_SAFE_KEYS, TrainConfig, changed_keys, config_hash, config_to_dict, save_config
+from modules.config.schema import TrainConfig
 from modules.errors import UserError
-from modules.fileutil import atomic_torch_save, atomic_write_json, atomic_write_text
 from modules.trainer import distributed as D
-from modules.trainer.metrics import MetricsLog, StatusFile, Tee, TensorBoard
-from modules.trainer.recipe import Recipe, StepContext, ValidationResult
-from modules.trainer.runfolder import (
-    STARTUP_STOP_MESSAGE,
-    RunLock,
-    RunPaths,
-    list_states,
-    lock_holder,
-    run_dir_for,
-    state_name,
+from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's helpers)
+    CoreStepContext,
+    NonFiniteError,
+    _EpochDataset,
+    _EpochTagged,
+    _signals_blocked,
+    _WorkerInit,
+    describe_batch,
+    seed_everything,
 )
-from modules.trainer.schedules import lr_factor, total_steps
+from modules.trainer.failures import EXIT_NONFINITE, EXIT_OK, EXIT_OOM, TrainerFailures  # noqa: F401
+from modules.trainer.logs import RunLog, get_logger
+from modules.trainer.metrics import MetricsLog, StatusFile, TensorBoard
+from modules.trainer.recipe import Recipe
+from modules.trainer.reporting import TrainerReporting
+from modules.trainer.setup import TrainerSetup
 from modules.trainer.signals import StartupStop, StopRequest
-from modules.trainer.state import capture_rng, resolve_resume, restore_rng, save_state
+from modules.trainer.state import restore_rng
 
-EXIT_OK = 0
-EXIT_NONFINITE = 3
-EXIT_OOM = 4
+log = get_logger("trainer")
 
 
-class NonFiniteError(Exception):
-    """A loss or gradient norm became NaN/inf."""
-
-    def __init__(self, what: str, values: dict[str, float]):
-        super().__init__(what)
-        self.what = what
-        self.values = values
-
-
-class CoreStepContext(StepContext):
-    """The core's ``StepContext``: accumulation-aware backward and step per optimizer."""
-
-    def __init__(self, trainer: "Trainer"):
-        self.t = trainer
-        self.device = trainer.device
-        self.precision = trainer.config.precision
-        self.accumulation = trainer.config.grad_accumulation
-        self.micro_step = 0
-        self.global_step = 0
-        self.epoch = 0
-        if self.precision == "fp32":
-            self._dtype = None
-        else:
-            self._dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-
-    def autocast(self) -> ContextManager:
-        if self._dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._dtype)
-
-    def backward(self, loss: torch.Tensor, optimizer: str) -> None:
-        params = self.t.opt_params[optimizer]
-        loss = loss / self.accumulation
-        scaler = self.t.scalers.get(optimizer)
-        if scaler is not None:
-            loss = scaler.scale(loss)
-        loss.backward(inputs=params)
-
-    def step(self, optimizer: str) -> None:
-        if not self.is_boundary:
-            return
-        t = self.t
-        opt = t.optimizers[optimizer]
-        params = t.opt_params[optimizer]
-        scaler = t.scalers.get(optimizer)
-        if scaler is not None:
-            scaler.unscale_(opt)
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        norm_f = float(norm)
-        if not math.isfinite(norm_f) and scaler is None:
-            raise NonFiniteError(f"gradient norm of optimizer {optimizer!r}", {f"grad_norm_{optimizer}": norm_f})
-        if t.config.grad_clip and grads and math.isfinite(norm_f):
-            torch.nn.utils.clip_grads_with_norm_(params, t.config.grad_clip, norm)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        t.step_grad_norms[optimizer] = norm_f
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _ignore_signals_in_worker(worker_id: int, inner: Any = None) -> None:
-    """Loader workers ignore SIGTERM/SIGINT: the main process stops them after saving.
-
-    They are forked with these signals blocked (``_signals_blocked``), so a signal
-    sent to the process group while a worker starts is discarded, not fatal.
-    """
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    if inner is not None:
-        inner(worker_id)
-
-
-@contextlib.contextmanager
-def _signals_blocked():
-    """Block SIGTERM/SIGINT in this thread while loader workers fork (delivered afterwards)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-class _EpochTagged:
-    """Batch sampler yielding ``(epoch, index)`` so persistent workers learn the epoch per item."""
-
-    def __init__(self, sampler: D.EpochBatchSampler):
-        self.sampler = sampler
-
-    def __iter__(self):
-        e = self.sampler.epoch
-        for batch in self.sampler:
-            yield [(e, i) for i in batch]
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-class _EpochDataset(torch.utils.data.Dataset):
-    """Calls the recipe dataset's ``set_epoch`` in whichever process fetches the item."""
-
-    def __init__(self, ds: Any):
-        self.ds = ds
-        self.epoch: int | None = None
-        self.has_set_epoch = hasattr(ds, "set_epoch")
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        if self.has_set_epoch and epoch != self.epoch:
-            self.ds.set_epoch(epoch)
-        self.epoch = epoch
-        return self.ds[index]
-
-
-class _WorkerInit:
-    def __init__(self, inner: Any):
-        self.inner = inner
-
-    def __call__(self, worker_id: int) -> None:
-        _ignore_signals_in_worker(worker_id, self.inner)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def describe_batch(batch: Any) -> Any:
-    """Shapes and ranges of a batch, for diagnostics."""
-    if isinstance(batch, torch.Tensor):
-        d: dict[str, Any] = {"shape": list(batch.shape), "dtype": str(batch.dtype)}
-        if batch.numel() and batch.is_floating_point():
-            f = batch.detach().float()
-            d.update(min=float(f.min()), max=float(f.max()), finite=bool(torch.isfinite(f).all()))
-        return d
-    if isinstance(batch, dict):
-        return {str(k): describe_batch(v) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return [describe_batch(v) for v in batch[:16]]
-    return repr(batch)[:200]
-
-
-class Trainer:
+class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
     """One training run of ``config`` (see the module docstring)."""
 
     def __init__(self, config: TrainConfig, workspace: Any, config_path: str | os.PathLike | None = None, *,
@@ -262,8 +100,7 @@ class Trainer:
         self.status: StatusFile | None = None
         self.metrics: MetricsLog | None = None
         self.tb: TensorBoard | None = None
-        self._log_fh = None
-        self._streams: tuple[Any, Any] | None = None
+        self.run_log = RunLog(self.info.rank)
         self._elapsed_before = 0.0
         self._resume_rng: dict[str, Any] | None = None
 
@@ -273,8 +110,7 @@ class Trainer:
         return self.info.is_main
 
     def log(self, msg: str) -> None:
-        if self.main:
-            print(msg, flush=True)
+        log.info(msg)  # rank 0 only: RunLog's rank filter
 
     def _epoch_progress(self) -> float:
         return round(self.epoch + self.step_in_epoch / max(1, self.spe), 4)
@@ -282,300 +118,7 @@ class Trainer:
     def _elapsed(self) -> float:
         return self._elapsed_before + (time.time() - self._t0)
 
-    # ------------------------------------------------------------------ set-up
-    def _prepare_run_dir(self) -> None:
-        ws_root = Path(self.workspace.root)
-        self.dataset_dir = self.workspace.inside(self.config.dataset)
-        if not (self.dataset_dir / "train.txt").is_file():
-            raise UserError(f"{self.config.dataset}: no train.txt there; prepare the dataset first "
-                            "(python -m modules prepare VOICE) or fix `dataset:` in the config")
-        self.run_dir = run_dir_for(self.dataset_dir, self.config_path, self.config.run_name)
-        self.paths = RunPaths(self.run_dir)
-        if self.resume is not None and self.resume != "latest":
-            p = Path(self.resume)
-            self.resume = str(p if p.is_absolute() or p.exists() else ws_root / p)
-        has_states = bool(list_states(self.run_dir))
-        if self.resume is None and has_states and not self.fresh:
-            raise UserError(f"{self.run_dir} already holds training states: pass --resume latest to continue, "
-                            "or --fresh to start over (the old run folder is kept under a new name)")
-        if not self.main:
-            return
-        if self.fresh and self.resume is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if lock_holder(self.run_dir) is not None:
-                raise UserError(f"{self.run_dir}: a trainer is running there; stop it before starting fresh")
-            moved = self.run_dir.with_name(f"{self.run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            self.run_dir.rename(moved)
-            print(f"moved the previous run to {moved}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.lock = RunLock(self.paths.lock)
-        self.lock.acquire({"pid": os.getpid(), "started": time.time(), "host": socket.gethostname(),
-                           "command": self.command, "world_size": self.info.world_size})
-        self._log_fh = open(self.paths.log, "a", encoding="utf-8")
-        self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = Tee(sys.stdout, self._log_fh)
-        sys.stderr = Tee(sys.stderr, self._log_fh)
-        print(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command}")
-        save_config(self.config, self.paths.config)
-        atomic_write_text(self.paths.command, self.command + "\n")
-
-    def _build(self) -> None:
-        c = self.config
-        seed_everything(c.seed)
-        if self.device.type == "cuda":
-            torch.set_float32_matmul_precision("high")
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True
-        cls = self.recipe_cls or _registry_recipe(c.model)
-        self.recipe = cls(c, self.dataset_dir, self.device, Path(self.workspace.root))
-        models = self.recipe.build_models()
-        self.plain = {name: m.to(self.device) for name, m in models.items()}
-        groups = self.recipe.optimizer_params(self.plain)
-        for name, params in groups.items():
-            opt = self.recipe.build_optimizer(name, params)
-            self.optimizers[name] = opt
-            self.opt_params[name] = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
-        self.train_ds = self.recipe.train_dataset()
-        n = len(self.train_ds)
-        self.sampler = D.EpochBatchSampler(n, c.batch_size, c.grad_accumulation, self.info, c.seed)
-        self.spe = self.sampler.steps
-        if self.spe == 0:
-            gb = c.batch_size * c.grad_accumulation * self.info.world_size
-            raise UserError(f"the global batch ({gb} = batch_size {c.batch_size} x grad_accumulation "
-                            f"{c.grad_accumulation} x {self.info.world_size} process(es)) is larger than the "
-                            f"{n} training items: lower batch_size or grad_accumulation")
-        self.total = total_steps(c.epochs, self.spe, c.max_steps)
-
-    def _lr_lambda(self, step: int) -> float:
-        return lr_factor(self.config.lr_schedule, step, self.spe, self.total)
-
-    def _make_schedulers(self) -> None:
-        for name, opt in self.optimizers.items():
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
-        if self.config.precision == "fp16":
-            for name in self.optimizers:
-                self.scalers[name] = torch.amp.GradScaler(self.device.type)
-
-    def _load_state(self) -> dict[str, Any] | None:
-        if self.resume is None:
-            self.recipe.on_base_loaded(self.plain, self.optimizers)
-            self._make_schedulers()
-            return None
-        path, state = resolve_resume(self.paths.states, self.resume, log=self.log)
-        old_cfg = state.get("config") or {}
-        changed = changed_keys(old_cfg, config_to_dict(self.config)) if old_cfg else []
-        if state.get("world_size", 1) != self.info.world_size:
-            changed.append(f"process count ({state.get('world_size', 1)} -> {self.info.world_size})")
-        if changed and not self.force:
-            safe = ", ".join(sorted(k for k in RESUME_SAFE_KEYS if "." not in k))
-            raise UserError(f"{path}: the config changed since this state was saved: {', '.join(changed)}. "
-                            f"Only {safe} may change on resume. Undo the change, start a new run (--fresh or "
-                            "another run_name), or pass --force to resume anyway")
-        if changed:
-            self.log(f"warning: resuming with changed settings (--force): {', '.join(changed)}")
-        self._make_schedulers()
-        for name, sd in state["models"].items():
-            if name in self.plain:
-                self.plain[name].load_state_dict(sd)
-        for name, sd in state["optimizers"].items():
-            if name in self.optimizers:
-                self.optimizers[name].load_state_dict(sd)
-        for name, sd in state.get("schedulers", {}).items():
-            if name in self.schedulers:
-                self.schedulers[name].load_state_dict(sd)
-        for name, sd in (state.get("scalers") or {}).items():
-            if name in self.scalers:
-                self.scalers[name].load_state_dict(sd)
-        if state.get("recipe_state") is not None and hasattr(self.recipe, "load_state_dict"):
-            self.recipe.load_state_dict(state["recipe_state"])
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.step_in_epoch = min(int(state.get("step_in_epoch", 0)), self.spe)
-        if self.step_in_epoch >= self.spe:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        rngs = state.get("rng") or []
-        self._resume_rng = rngs[self.info.rank % len(rngs)] if rngs else None
-        self._elapsed_before = float(state.get("elapsed", 0.0))
-        self.last_train_loss = state.get("train_loss")
-        self.last_val_loss = state.get("val_loss")
-        self.log(f"resuming from {path} (step {self.step}, epoch {self.epoch}, step {self.step_in_epoch} "
-                 f"of {self.spe} in the epoch)")
-        self._set_aside_newer_states()
-        return state
-
-    def _set_aside_newer_states(self) -> None:
-        """Resuming from an older state abandons the newer ones: move them to ``states/abandoned-TIME/``
-        (kept, but no longer what ``--resume latest`` or the UI's list picks)."""
-        if not self.main:
-            return
-        newer = [s for s in list_states(self.run_dir) if s.step > self.step]
-        if not newer:
-            return
-        folder = self.paths.states / f"abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for info in newer:
-            for p in (info.path, info.path.with_suffix(".json")):
-                if p.exists():
-                    p.rename(folder / p.name)
-        self.log(f"moved {len(newer)} newer state(s) of the abandoned continuation to {folder.relative_to(self.run_dir)}")
-
-    def _wrap(self) -> None:
-        self.models: dict[str, nn.Module] = dict(self.plain)
-        if not self.info.enabled:
-            return
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        unused = bool(getattr(self.recipe, "ddp_find_unused_parameters", False))
-        for name, m in self.plain.items():
-            if any(p.requires_grad for p in m.parameters()):
-                ids = [self.device.index] if self.device.type == "cuda" else None
-                self.models[name] = DDP(m, device_ids=ids, find_unused_parameters=unused)
-
     # ------------------------------------------------------------------ saving / reporting
-    def _trainable_models(self) -> dict[str, nn.Module]:
-        return {n: m for n, m in self.plain.items() if any(p.requires_grad for p in m.parameters())}
-
-    def save(self) -> Path | None:
-        """Write a state (all ranks' RNGs) and the recipe's export; rank 0 only writes."""
-        rngs = D.gather_objects(capture_rng())
-        if not self.main:
-            return None
-        state = {
-            "recipe": self.config.model,
-            "step": self.step,
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "steps_per_epoch": self.spe,
-            "world_size": self.info.world_size,
-            "time": time.time(),
-            "elapsed": self._elapsed(),
-            "config": config_to_dict(self.config),
-            "config_hash": config_hash(self.config),
-            "models": {n: m.state_dict() for n, m in self._trainable_models().items()},
-            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
-            "scalers": {n: s.state_dict() for n, s in self.scalers.items()},
-            "rng": rngs,
-            "recipe_state": self.recipe.state_dict() if hasattr(self.recipe, "state_dict") else None,
-            "train_loss": self.last_train_loss,
-            "val_loss": self.last_val_loss,
-        }
-        path = save_state(self.paths.state_file(self.step), state, self.config.keep_states,
-                          sidecar_epoch=self._epoch_progress())
-        self.recipe.export(self.plain, self.optimizers, self.step, self.epoch, self.paths.checkpoints)
-        self.log(f"saved {path.relative_to(self.run_dir)}")
-        if self.status:
-            self.status.update(last_state=str(path))
-        return path
-
-    def _lr(self) -> dict[str, float]:
-        return {n: float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()}
-
-    def _log_train(self, window: dict[str, float], norms: dict[str, float], n_steps: int, lr: dict[str, float],
-                   seconds: float) -> None:
-        keys = sorted(window)
-        summed = D.all_reduce_sum([window[k] for k in keys], self.device)
-        losses = {k: v / n_steps / self.info.world_size for k, v in zip(keys, summed)}
-        if not self.main:
-            return
-        main_key = getattr(self.recipe, "main_loss", "loss")
-        self.last_train_loss = losses.get(main_key, next(iter(losses.values()), None))
-        gb = self.config.batch_size * self.config.grad_accumulation * self.info.world_size
-        rec: dict[str, Any] = {"step": self.step, "epoch": self._epoch_progress(), "time": time.time(),
-                               "elapsed": round(self._elapsed(), 3)}
-        names = list(lr)
-        rec["lr"] = lr[names[0]]
-        if len(names) > 1:
-            rec.update({f"lr_{n}": v for n, v in lr.items()})
-        if len(norms) == 1:
-            rec["grad_norm"] = next(iter(norms.values())) / n_steps
-        else:
-            rec.update({f"grad_norm_{n}": v / n_steps for n, v in norms.items()})
-        rec["samples_per_s"] = round(n_steps * gb / max(seconds, 1e-9), 3)
-        rec.update(losses)
-        self.metrics.write(rec)
-        self.tb.scalars({k: v for k, v in rec.items() if k not in ("step", "epoch", "time", "elapsed")},
-                        self.step, "train/")
-        steps_per_s = n_steps / max(seconds, 1e-9)
-        eta = (self.total - self.step) / steps_per_s if steps_per_s else None
-        shown = " ".join(f"{k} {v:.4g}" for k, v in losses.items())
-        print(f"step {self.step}/{self.total} epoch {rec['epoch']:.2f} {shown} lr {rec['lr']:.3g} "
-              f"{rec['samples_per_s']:.1f} samples/s", flush=True)
-        self.status.update(step=self.step, epoch=rec["epoch"], steps_per_s=round(steps_per_s, 4),
-                           eta_s=round(eta, 1) if eta is not None else None, message="training")
-
-    def validate(self) -> ValidationResult | None:
-        """Validation on rank 0 (others wait), eval mode, RNG forked so training is unaffected."""
-        result = None
-        if self.main and self.val_items > 0:
-            for m in self.plain.values():
-                m.eval()
-            py, npst = random.getstate(), np.random.get_state()
-            devices = [self.device.index] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.config.seed)
-                ctx = CoreStepContext(self)
-                ctx.global_step, ctx.epoch = self.step, self.epoch
-                result = self.recipe.validate(self.plain, self.val_loader, ctx, self.step)
-            random.setstate(py)
-            np.random.set_state(npst)
-            self._restore_modes()
-            self._report_validation(result)
-        D.barrier()
-        return result
-
-    def _report_validation(self, result: ValidationResult) -> None:
-        metrics = {f"val_{k}": float(v) for k, v in result.metrics.items()}
-        main_key = getattr(self.recipe, "main_metric", "loss")
-        if result.metrics:
-            self.last_val_loss = float(result.metrics.get(main_key, next(iter(result.metrics.values()))))
-        rec = {"step": self.step, "epoch": self._epoch_progress(), "time": time.time(),
-               "elapsed": round(self._elapsed(), 3), "validation": True, **metrics}
-        self.metrics.write(rec)
-        self.tb.scalars(result.metrics, self.step, "val/")
-        if result.samples:
-            from modules.audio import write_wav
-
-            folder = self.paths.sample_dir(self.step)
-            for s in result.samples:
-                write_wav(folder / f"{s.name}.wav", s.wave.detach().float().cpu().numpy(), s.sample_rate)
-                if s.reference is not None:
-                    write_wav(folder / f"{s.name}_ref.wav", s.reference.detach().float().cpu().numpy(),
-                              s.reference_rate or s.sample_rate)
-                self.tb.audio(f"val/{s.name}", s.wave.detach().float().cpu(), self.step, s.sample_rate)
-                if s.mel_image is not None:
-                    self.tb.mel_image(f"val_mel/{s.name}", s.mel_image, self.step)
-        self.tb.flush()
-        print("validation " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
-        if result.samples:
-            self._describe_samples(result.samples)
-
-    def _describe_samples(self, samples: list) -> None:
-        """``samples/step_X/samples.json`` and a train.log line: what rendered each clip, at what rate."""
-        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate} for s in samples}
-        atomic_write_json(self.paths.sample_info(self.step), info)
-        by = sorted({f"{s.rendered_by or self.recipe.name} at {s.sample_rate} Hz" for s in samples})
-        print(f"validation samples (step {self.step}): {len(samples)} rendered by {'; '.join(by)}", flush=True)
-
-    def _restore_modes(self) -> None:
-        for m in self.plain.values():
-            m.train(any(p.requires_grad for p in m.parameters()))
-
-    def _diagnose(self, err: NonFiniteError, batch: Any, losses: dict[str, float]) -> Path | None:
-        if not self.main:
-            return None
-        self.paths.diagnostics.mkdir(parents=True, exist_ok=True)
-        base = self.paths.diagnostics / f"nonfinite_{state_name(self.step + 1)}"
-        info = {"what": err.what, "values": {k: str(v) for k, v in err.values.items()},
-                "losses": {k: str(v) for k, v in losses.items()}, "step": self.step + 1,
-                "epoch": self.epoch, "micro_step": self.ctx.micro_step, "lr": self._lr(),
-                "config_hash": config_hash(self.config), "batch": describe_batch(batch)}
-        atomic_write_json(base.with_suffix(".json"), info)
-        try:
-            atomic_torch_save({"batch": batch, "info": info}, base.with_suffix(".pt"))
-        except Exception:  # noqa: BLE001 - the JSON report is what matters
-            pass
-        return base.with_suffix(".json")
-
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
         """Train; returns the process exit code.
@@ -610,69 +153,23 @@ class Trainer:
             if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                 self._fail(f"interrupted ({type(exc).__name__})")
             else:
-                if self._log_fh is not None:
-                    import traceback
-
-                    traceback.print_exc(file=self._log_fh)  # the console gets it from the re-raise
-                    self._log_fh.flush()
+                self.run_log.write_traceback()  # the console gets it from the re-raise
                 self._fail(f"{type(exc).__name__}: {exc} (traceback in train.log)")
             raise
         finally:
             self._close()
 
-    def _stopped_at_startup(self, signal_name: str) -> int:
-        """Stopped before the first step: record it when this process owns the run folder
-        (holds the lock; before that another trainer may own it), exit 0."""
-        self.log(f"{signal_name} received during start-up: stopped, nothing to save")
-        if self.main and getattr(self, "lock", None) is not None and self.lock.fd is not None:
-            if self.status is None:
-                self._open_status()
-            self.status.update(state="stopped", message=STARTUP_STOP_MESSAGE, signal=signal_name, step=self.step)
-        return EXIT_OK
-
     def _open_status(self) -> None:
         self.status = StatusFile(self.paths.status, world_size=self.info.world_size, run=str(self.run_dir),
                                  config=str(self.config_path or ""), last_state=None)
 
-    def _fail(self, message: str) -> None:
-        if self.main and self.status is not None and self.status.data.get("state") == "running":
-            self.status.update(state="failed", message=message)
-
-    def _log_error(self, message: str) -> None:
-        """Append the CLI's one-line ``error: ...`` to ``train.log`` (rank 0, run folder present).
-
-        The CLI prints UserErrors after the console tee is gone, so without this the Run tab's
-        log tail and anyone reading the log would never see why the run stopped."""
-        run_dir = getattr(self, "run_dir", None)
-        if not self.main or run_dir is None or not Path(run_dir).is_dir():
-            return
-        owns_lock = getattr(self, "lock", None) is not None and self.lock.fd is not None
-        if not owns_lock and lock_holder(run_dir) is not None:
-            return  # another trainer runs there: its log is not ours to write
-        line = f"error: {message}\n"
-        try:
-            if self._log_fh is not None:
-                self._log_fh.write(line)
-                self._log_fh.flush()
-            else:
-                with open(self.paths.log, "a", encoding="utf-8") as fh:
-                    fh.write(line)
-        except OSError:
-            pass  # the log is a convenience; the error still reaches status.json and the console
-
     def _close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-        if self._streams is not None:
-            sys.stdout.flush()
-            sys.stdout, sys.stderr = self._streams
-            self._streams = None
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
         if getattr(self, "lock", None) is not None:
             self.lock.release()
         D.destroy_process_group(clean=sys.exc_info()[0] is None)
+        self.run_log.close()
 
     def _run(self, stop: StopRequest) -> int:
         c = self.config
@@ -697,9 +194,9 @@ class Trainer:
             self.status.update(step=self.step, epoch=self._epoch_progress(), total_steps=self.total,
                                steps_per_epoch=self.spe, message="training")
             gb = c.batch_size * c.grad_accumulation * self.info.world_size
-            print(f"{c.model}: {len(self.train_ds)} train items, {self.val_items} validation items, "
+            log.info(f"{c.model}: {len(self.train_ds)} train items, {self.val_items} validation items, "
                   f"{self.spe} steps/epoch, {self.total} steps, global batch {gb}, {c.precision}, "
-                  f"device {self.device}, {self.info.world_size} process(es)", flush=True)
+                  f"device {self.device}, {self.info.world_size} process(es)")
         if self.step >= self.total:
             self.log(f"already at step {self.step} of {self.total}: raise epochs or max_steps to train further")
             if self.main:
@@ -806,39 +303,3 @@ class Trainer:
         if every_steps and self.step % every_steps == 0:
             return True
         return bool(every_epochs and epoch_end and self.epoch % every_epochs == 0)
-
-    def _nonfinite(self, exc: NonFiniteError) -> int:
-        diag = self._diagnose(exc, self._batch, self._losses)
-        states = list_states(self.run_dir)
-        last = f"the last good state is {states[0].path.relative_to(self.run_dir)}" if states else \
-            "no state was saved before it"
-        vals = ", ".join(f"{k}={v}" for k, v in exc.values.items())
-        msg = (f"non-finite {exc.what} at step {self.step + 1} ({vals}); training stopped and {last}. "
-               f"Diagnostic: {diag.relative_to(self.run_dir) if diag else 'n/a'}. Try a lower learning_rate "
-               f"(now {self.config.learning_rate:g}), set grad_clip, or use precision bf16/fp32 "
-               f"(now {self.config.precision}); then --resume latest")
-        if self.main:
-            print(f"error: {msg}", file=sys.stderr, flush=True)
-            self.status.update(state="failed", message=msg)
-        return EXIT_NONFINITE
-
-    def _oom(self) -> int:
-        c = self.config
-        self._batch = None
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        spec = model_registry.get(c.model)
-        knobs, advice = spec.memory_hints(c.options) if spec.memory_hints else ([], [])
-        knobs = [f"batch_size {c.batch_size}", *knobs, f"precision {c.precision}",
-                 f"grad_accumulation {c.grad_accumulation}"]
-        msg = (f"out of {self.device.type.upper()} memory at step {self.step + 1} ({', '.join(knobs)}). Lower "
-               "batch_size and raise grad_accumulation by the same factor to keep the global batch"
-               + "".join(f", {a}" for a in advice) + ", or use precision bf16; then --resume latest")
-        if self.main:
-            print(f"error: {msg}", file=sys.stderr, flush=True)
-            self.status.update(state="failed", message=msg)
-        return EXIT_OOM
-
-
-def _registry_recipe(model: str) -> type[Recipe]:
-    return model_registry.get(model).recipe_class()

@@ -10,15 +10,14 @@ back. Everything here runs on rank 0 only.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from modules.trainer.logs import get_logger
 from modules.fileutil import atomic_write_json, atomic_write_text
 
 
@@ -99,7 +98,7 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except Exception as exc:  # noqa: BLE001 - tensorboard is optional at runtime
-            print(f"warning: TensorBoard logging is off ({exc})", file=sys.stderr)
+            get_logger("trainer").warning(f"TensorBoard logging is off ({exc})")
             return
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
@@ -130,28 +129,3 @@ class TensorBoard:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-class Tee(io.TextIOBase):
-    """Write to a stream and to ``train.log`` (so the UI shows the console)."""
-
-    def __init__(self, stream: TextIO, log: TextIO):
-        self.stream, self.log = stream, log
-
-    def write(self, s: str) -> int:
-        self.stream.write(s)
-        try:
-            self.log.write(s)
-            self.log.flush()
-        except ValueError:
-            pass  # log closed at shutdown
-        return len(s)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self.stream.fileno()

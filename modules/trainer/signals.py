@@ -16,6 +16,8 @@ import signal
 import threading
 from types import FrameType
 
+from modules.trainer.logs import get_logger
+
 
 class StartupStop(BaseException):
     """A stop signal arrived before training began (a BaseException, so ``except Exception``
@@ -51,7 +53,7 @@ class StopRequest:
         if self.starting:
             self.starting = False  # clean-up after the raise is not interrupted again
             raise StartupStop(self.signal_name)  # the catcher reports it (printing here could re-enter a write)
-        print(f"\n{self.signal_name} received: finishing the current step, then saving a state", flush=True)
+        get_logger("trainer").info(f"{self.signal_name} received: finishing the current step, then saving a state")
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
