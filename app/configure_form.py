@@ -96,7 +96,7 @@ class FormField:
 
 def _kind(tp: Any) -> tuple[str, bool]:
     optional = False
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         optional, tp = True, args[0]
     if typing.get_origin(tp) is list:

@@ -19,11 +19,22 @@ import pandas as pd
 
 from app import prepare_runner
 from app.common import USER_ERRORS, describe_exception, error, info, md_escape, ok
-from app.prepare_editor import (EDITABLE_COLUMNS, VIEW_COLUMNS, clip_path, drop_clip, drop_ticked, empty_table,
-                                find_clip, merge_view, set_clip_text, tick_flagged, ticked_mask, visible_rows,
-                                with_delete_column)
-from app.prepare_form import (DEFAULTS, LANGUAGES, TRANSCRIBER_LABELS, blank_if_none, model_choices,
-                              parse_options)
+from app.prepare_editor import (
+    EDITABLE_COLUMNS,
+    VIEW_COLUMNS,
+    clip_path,
+    drop_clip,
+    drop_ticked,
+    empty_table,
+    find_clip,
+    merge_view,
+    set_clip_text,
+    tick_flagged,
+    ticked_mask,
+    visible_rows,
+    with_delete_column,
+)
+from app.prepare_form import DEFAULTS, LANGUAGES, TRANSCRIBER_LABELS, blank_if_none, model_choices, parse_options
 from app.prepare_stats import format_seconds, histogram_table, stats_markdown, table_stats
 from app.prepare_voices import voice_summary
 from modules.prepare.options import DEFAULT_MAX_SECONDS, DEVICES, NORMALIZE_MODES, TRANSCRIBERS, PrepareOptions

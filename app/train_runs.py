@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from modules import run_manager as runs
-from modules.trainer.runfolder import RunPaths
 from modules.errors import UserError
+from modules.trainer.runfolder import RunPaths
 from modules.workspace import Workspace
 
 LATEST = "latest"

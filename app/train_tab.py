@@ -14,15 +14,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.train_plots import (PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection,
-                             shown_series_frame)
-from app.train_runs import (FRESH, LATEST, RUNS_HEADERS, active_config, config_choices, config_path,
-                            rel_path, resolve_sample_step, resume_choices, run_dir_of, run_model,
-                            runs_table, sample_step_choices)
-from app.train_status import failure_text, status_html
 from app.live_audio import PLAY_CHUNK_JS
-from app.try_it import (checkpoint_choices, clip_list, dataset_clips, speak_stream, synthesize_defaults,
-                        vocode_clip)
+from app.train_plots import PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection, shown_series_frame
+from app.train_runs import (
+    FRESH,
+    LATEST,
+    RUNS_HEADERS,
+    active_config,
+    config_choices,
+    config_path,
+    rel_path,
+    resolve_sample_step,
+    resume_choices,
+    run_dir_of,
+    run_model,
+    runs_table,
+    sample_step_choices,
+)
+from app.train_status import failure_text, status_html
+from app.try_it import checkpoint_choices, clip_list, dataset_clips, speak_stream, synthesize_defaults, vocode_clip
 from modules import model_registry
 from modules import run_manager as runs
 from modules.trainer.runfolder import RunPaths

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _hifigan_common import GpuSampler, make_dataset  # also puts the repo on sys.path
 
 NVIDIA_A100_AMP_FRAMES_PER_S = 15579  # NVIDIA DeepLearningExamples HiFi-GAN, 1x A100 80GB, AMP

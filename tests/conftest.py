@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,6 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 DEMO_VOICE = REPO / "voices" / "demo"
 ARTIFACTS = REPO / "test-artifacts"
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

@@ -12,15 +12,12 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, python_env
-
-TESTS = REPO / "tests"
+from tests.conftest import python_env
 
 
 def _cli(ws, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = python_env()
-    env["PYTHONPATH"] = f"{REPO}:{TESTS}:" + env.get("PYTHONPATH", "")
-    env["VOICETUNE_MODELS"] = "toy=toy_model:SPEC"
+    env["VOICETUNE_MODELS"] = "toy=tests.helpers.toy_model:SPEC"
     return subprocess.run([sys.executable, "-m", "modules", "--workspace", str(ws), *args], env=env, cwd=str(ws),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -72,8 +69,7 @@ def test_the_toy_model_in_process_through_the_registry(toy_ws, monkeypatch):
     from modules.config.schema import default_config, known_keys
     from modules.run_manager import list_checkpoints
 
-    monkeypatch.syspath_prepend(str(TESTS))
-    model_registry.register("toy_model:SPEC", name="toy")
+    model_registry.register("tests.helpers.toy_model:SPEC", name="toy")
     try:
         cfg = default_config("toy", "training/demo", preset="wide")
         assert cfg.options.hidden == 64 and cfg.toy is cfg.options and cfg.hifigan is None

@@ -23,8 +23,8 @@ from torch.utils.data import Dataset
 
 from modules.audio.tortoise_mel import SAMPLE_RATE, crop_or_pad
 from modules.errors import UserError
-from modules.trainer.logs import get_logger
 from modules.fileutil import atomic_torch_save, file_digest
+from modules.trainer.logs import get_logger
 
 if TYPE_CHECKING:
     from modules.hifigan.data import AudioCache

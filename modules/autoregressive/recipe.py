@@ -88,8 +88,8 @@ class AutoregressiveRecipe(Recipe):
         if self.options.stop_text_token != 0:
             raise UserError("autoregressive.stop_text_token must be 0: tortoise hard-codes [STOP] = 0")
         self.seed = self.config.seed
-        from modules.autoregressive.tokenizer import VoiceTokenizer
         from modules.audio.tortoise_mel import TortoiseMel
+        from modules.autoregressive.tokenizer import VoiceTokenizer
 
         self.tokenizer = VoiceTokenizer(self._path("tokenizer"))
         self.mel = TortoiseMel(self._path("mel_norms"))

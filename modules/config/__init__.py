@@ -5,9 +5,9 @@ Light to import (no torch): the UI builds, validates and saves configs through
 """
 
 from modules.config.schema import (  # noqa: F401
+    RESUME_SAFE_KEYS,
     ConfigError,
     LRSchedule,
-    RESUME_SAFE_KEYS,
     TrainConfig,
     apply_overrides,
     changed_keys,

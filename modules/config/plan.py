@@ -20,6 +20,7 @@ from modules.config.schema import TrainConfig
 from modules.model_spec import load_ref
 from modules.trainer.schedules import lr_curve, steps_per_epoch, total_steps
 
+
 @dataclass
 class PlanWarning:
     """One problem: ``key`` the config key involved ('' when none), ``message``, and ``fix``."""

@@ -23,8 +23,8 @@ from modules.hifigan import checkpoint as ckpt
 from modules.hifigan import hparams
 from modules.hifigan.data import HifiganDataset, build_cache, check_features, collate, read_list
 from modules.hifigan.losses import discriminator_loss, feature_loss, generator_loss
-from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from modules.hifigan.metrics import multi_resolution_stft, pesq_wb
+from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
 from modules.trainer.state import TrainingState, is_state, model_weights
 from modules.trainer.statedict import state_dict_problems

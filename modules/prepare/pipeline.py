@@ -20,12 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-
 from modules.audio.io import AudioReadError, read_audio, resample, write_wav
 from modules.errors import UserError
 from modules.prepare import checks
 from modules.prepare.importers import scan_voice
-from modules.prepare.manifest import DATASET_JSON, FORMAT_VERSION, TRAIN_LIST, VALIDATION_LIST, clean_line_text, write_dataset
+from modules.prepare.manifest import (
+    DATASET_JSON,
+    FORMAT_VERSION,
+    TRAIN_LIST,
+    VALIDATION_LIST,
+    clean_line_text,
+    write_dataset,
+)
 from modules.prepare.normalize import normalize
 from modules.prepare.options import PrepareOptions
 from modules.prepare.split import split_files
@@ -96,8 +102,8 @@ def _reason(exc: Exception, path: Path) -> str:
 
 def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareOptions,
            progress: ProgressFn, log: LogFn) -> PrepareResult:
-    from modules.prepare.slicing import Loudness, plan_clips, speech_regions, whole_file_span
     from modules.fileutil import file_digest
+    from modules.prepare.slicing import Loudness, plan_clips, speech_regions, whole_file_span
     from modules.prepare.transcribe import WHISPER_RATE, TranscriptCache, describe_model, load_transcriber
 
     scan = scan_voice(voice_dir)

@@ -25,8 +25,8 @@ from modules.run_manager.metrics import (
 )
 from modules.run_manager.probes import lock_holder, pid_alive
 from modules.run_manager.process import LaunchResult, StopResult, build_train_command, launch, stop
-from modules.run_manager.status import RunStatus, log_tail, run_status, run_summary
 from modules.run_manager.samples import list_sample_steps, sample_clips, sample_info
+from modules.run_manager.status import RunStatus, log_tail, run_status, run_summary
 from modules.run_manager.tensorboard import start_tensorboard, stop_all_tensorboards
 from modules.trainer.runfolder import StateInfo, list_states
 

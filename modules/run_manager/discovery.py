@@ -10,10 +10,10 @@ import yaml
 
 from modules import model_registry as registry
 from modules.errors import UserError
+
 # the state list is the trainer's own (torch-free) run-folder code; re-exported here for the UI
 from modules.trainer.runfolder import RunPaths, StateInfo, list_states, run_dir_for  # noqa: F401
 from modules.workspace import Workspace
-
 
 
 def list_configs(ws: Workspace) -> list[Path]:

@@ -163,8 +163,8 @@ def _float(v: Any) -> float | None:
 
 def run_summary(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     """What the runs list shows: dataset/run, model, command, state count and the last metrics."""
-    from modules.run_manager.metrics import last_records
     from modules.run_manager.discovery import _run_model
+    from modules.run_manager.metrics import last_records
 
     run_dir = Path(run_dir)
     st = run_status(run_dir)

@@ -15,7 +15,7 @@ from modules.config.schema import config_hash
 from modules.fileutil import atomic_torch_save, atomic_write_json
 from modules.trainer.context import NonFiniteError, describe_batch
 from modules.trainer.logs import get_logger
-from modules.trainer.runfolder import STARTUP_STOP_MESSAGE, lock_holder, list_states, state_name
+from modules.trainer.runfolder import STARTUP_STOP_MESSAGE, list_states, lock_holder, state_name
 
 EXIT_OK = 0
 EXIT_NONFINITE = 3

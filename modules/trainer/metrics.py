@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modules.trainer.logs import get_logger
 from modules.fileutil import atomic_write_json, atomic_write_text
+from modules.trainer.logs import get_logger
 
 
 class MetricsLog:
