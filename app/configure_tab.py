@@ -83,7 +83,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             for group, members in groups.items():
                 is_section = group in registry.SPECS
                 title = registry.get(group).ui.label if is_section else group
-                with gr.Accordion(title, open=group != OTHER_GROUP, visible=_shown(not is_section or group == first_model),
+                with gr.Accordion(title, open=group != OTHER_GROUP,
+                                  visible=_shown(not is_section or group == first_model),
                                   elem_id=f"cfg-group-{group.replace(' ', '-').lower()}") as box:
                     for start in range(0, len(members), 3):
                         with gr.Row():

@@ -37,7 +37,8 @@ def status_html(st: "runs.RunStatus", prog: dict[str, Any] | None, run_label: st
     if frac is None and step is not None and total:
         frac = min(1.0, step / total)
     bar = (f'<progress max="1" value="{frac:.4f}" style="width:100%"></progress>' if frac is not None else "")
-    return (f'<div id="train-progress" data-state="{html.escape(st.state)}" data-step="{step if step is not None else ""}"'
+    return (f'<div id="train-progress" data-state="{html.escape(st.state)}"'
+            f' data-step="{step if step is not None else ""}"'
             f' data-pid="{st.pid or ""}">{" · ".join(parts)}{bar}</div>')
 
 

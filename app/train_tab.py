@@ -231,7 +231,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             cache_out["runs_key"] = runs_key
             runs_up = gr.update(value=runs_table(ws))
         ups = [status_html(st, prog, run_label), gr.update(visible=bool(fail), value=fail),
-               runs.log_tail(run_dir, CONSOLE_LINES), gr.update(interactive=not st.active), gr.update(interactive=st.active),
+               runs.log_tail(run_dir, CONSOLE_LINES), gr.update(interactive=not st.active),
+               gr.update(interactive=st.active),
                *plots, resume_up, step_up, config_up, series_up, runs_up, *try_ups, cache_out]
         return ups + _sample_updates(run_dir, resolve_sample_step(run_dir, step_choice), cache_out)
 
@@ -246,7 +247,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         note = (f"Validation step **{step}**: generated clips beside their reference recordings"
                 + (f", rendered by {'; '.join(by)}." if by else ".") if clips else "No validation audio yet.")
         out: list = [note]
-        for i, (row, gen, ref) in enumerate(slots):
+        for i, (_row, _gen, _ref) in enumerate(slots):
             if i < len(clips):
                 name, wav, ref_wav = clips[i]
                 rendered = (info.get(name) or {}).get("rendered_by")

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def make_dataset(root: Path, clips: int = 128, seconds: float = 2.0, rate: int = 22050, seed: int = 0) -> Path:

@@ -16,17 +16,13 @@ Real-time factor (RTF) = seconds of compute / seconds of audio (lower is faster)
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from modules.autoregressive.decoder_files import build  # noqa: E402
-from modules.autoregressive.decoders import DecoderChoice, LoadedDecoder, PreviewDecoder, Voice  # noqa: E402
-from modules.autoregressive.diffusion_sampler import PRESETS  # noqa: E402
+from modules.autoregressive.decoder_files import build
+from modules.autoregressive.decoders import DecoderChoice, LoadedDecoder, PreviewDecoder, Voice
+from modules.autoregressive.diffusion_sampler import PRESETS
 
 SMALL = {
     "gpt": {"layers": 2, "model_dim": 64, "heads": 4, "max_text_tokens": 120, "max_mel_tokens": 600},

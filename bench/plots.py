@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from modules.run_manager.metrics import MetricsReader, metric_frames  # noqa: E402
+from modules.run_manager.metrics import MetricsReader, metric_frames
 
 STEPS_PER_EPOCH = 250
 
@@ -95,8 +92,9 @@ def main() -> None:
               f"({len(reader.train)} train rows, {len(reader.validation)} validation rows)")
 
         for x, smoothing in (("step", 0.0), ("step", 0.6), ("epoch", 0.6)):
-            t_fr, frames = timed(lambda: metric_frames(reader, x=x, smoothing=smoothing, max_points=args.max_points,
-                                                       steps_per_epoch=STEPS_PER_EPOCH), args.repeats)
+            t_fr, frames = timed(lambda x=x, smoothing=smoothing: metric_frames(
+                reader, x=x, smoothing=smoothing, max_points=args.max_points, steps_per_epoch=STEPS_PER_EPOCH),
+                args.repeats)
             print(f"metric_frames x={x:<5} smoothing={smoothing}:      {t_fr:.3f} s")
         print(f"  points per series (max_points {args.max_points}):\n    {counts(frames)}")
 

@@ -13,20 +13,19 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from modules.prepare.random_whisper import write_random_whisper
 
-from modules.prepare.random_whisper import write_random_whisper  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openai-model", type=Path, default=None, help="a real openai-whisper .pt (default: random tiny)")
+    parser.add_argument("--openai-model", type=Path, default=None,
+                        help="a real openai-whisper .pt (default: random tiny)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--openai-files", type=int, default=None,
                         help="demo files for openai-whisper (default: all with a real model, 3 with the random one, "
@@ -59,7 +58,8 @@ def main() -> int:
     runs.append(("openai-whisper", str(args.openai_model or write_random_whisper(tmp / "random-tiny.pt"))))
 
     print(f"demo voice: {len(reference)} files; device {args.device}; {os.cpu_count()} CPUs visible")
-    print(f"{'transcriber':<38} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} {'x realtime':>10} {'WER':>6}")
+    print(f"{'transcriber':<38} {'prepare s':>9} {'transcribe s':>12} {'audio s':>8} {'RTF':>6} "
+          f"{'x realtime':>10} {'WER':>6}")
     try:
         for backend, model in runs:
             ws = Workspace.open(tmp / backend)

@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from modules.autoregressive.checkpoint import build_unified_voice  # noqa: E402
+from modules.autoregressive.checkpoint import build_unified_voice
 
 TINY = {"layers": 2, "model_dim": 64, "heads": 4, "max_text_tokens": 120, "max_mel_tokens": 250}
 
@@ -111,7 +107,8 @@ def device_check(device: torch.device) -> None:
           f"{float(a['loss_mel']):.5f}, {device.type} {float(b['loss_text']):.5f}/{float(b['loss_mel']):.5f}, "
           f"bf16 {float(c['loss_text']):.5f}/{float(c['loss_mel']):.5f}")
     lat = dev.get_conditioning(data[0][:1].to(device))
-    codes = dev.sample_codes(lat, data[1][0, :20], num_samples=2, max_tokens=30, generator=torch.Generator().manual_seed(0))
+    codes = dev.sample_codes(lat, data[1][0, :20], num_samples=2, max_tokens=30,
+                             generator=torch.Generator().manual_seed(0))
     print(f"check: sampled {[len(c) for c in codes]} codes on {device.type}")
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _hifigan_common import GpuSampler, make_dataset  # also puts the repo on sys.path
+
+from bench._hifigan_common import GpuSampler, make_dataset
 
 NVIDIA_A100_AMP_FRAMES_PER_S = 15579  # NVIDIA DeepLearningExamples HiFi-GAN, 1x A100 80GB, AMP
 
@@ -227,7 +228,8 @@ def main() -> None:
     hop = 256 if args.preset != "v3" else 256
     frames_per_step = args.batch * args.segment // hop
     name = (f"{args.preset.upper()} batch {args.batch} segment {args.segment} on {device}"
-            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"))
+            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+               else f" ({torch.get_num_threads()} threads)"))
     print(f"HiFi-GAN training benchmark: {name}, {args.warmup} warm-up + {args.steps} timed steps")
     results = {}
     with GpuSampler(enabled=device.type == "cuda") as sampler:

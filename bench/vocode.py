@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import _hifigan_common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 import torch
 

@@ -34,7 +34,8 @@ def commands() -> dict[str, str]:
 def build_parser(available: dict[str, object]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m modules", description="Voicetune: prepare, configure, train.")
     parser.add_argument("--workspace", metavar="DIR", default=None,
-                        help="workspace root holding voices/, training/, models/ (default: $VOICETUNE_WORKSPACE or the repo)")
+                        help="workspace root holding voices/, training/, models/ "
+                             "(default: $VOICETUNE_WORKSPACE or the repo)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in available.values():
         module.add_parser(sub)

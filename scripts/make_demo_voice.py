@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 SAMPLE_RATE = 22050
 VOICE = "en-us"
@@ -92,7 +90,8 @@ def make_demo_voice(out_dir: Path, count: int | None = None) -> list[tuple[str, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "voices" / "demo", help="output folder (default voices/demo)")
+    parser.add_argument("--out", type=Path, default=REPO / "voices" / "demo",
+                        help="output folder (default voices/demo)")
     args = parser.parse_args()
     rows = make_demo_voice(args.out)
     total = sum(sf.info(str(args.out / f"{i}.flac")).duration for i, _ in rows)

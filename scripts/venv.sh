@@ -11,6 +11,11 @@ ensure_venv() {
     "${PYTHON:-python3}" -m venv "$VENV"
     "$PY" -m pip install --quiet --upgrade pip
   fi
+  # the checkout on the venv's import path: `import modules` works from bench/, scripts/ and tests
+  # without any code editing sys.path (a .pth file, re-written each time in case the checkout moved)
+  local site
+  site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$ROOT" > "$site/voicetune.pth"
 }
 
 # install_requirements FILE...: pip install -r each file unless the stamp matches.

@@ -27,12 +27,12 @@ _TORTOISE_TINY: dict[str, int] = {
 class AutoregressiveOptions:
     """tortoise UnifiedVoice constructor arguments, data and fine-tuning options."""
 
-    layers: int = option(30, lo=1)
-    model_dim: int = option(1024, lo=8)
-    heads: int = option(16, lo=1)
-    max_text_tokens: int = option(402, lo=2)
-    max_mel_tokens: int = option(604, lo=2)
-    max_conditioning_inputs: int = option(2, lo=1)
+    layers: int = option(TORTOISE_FULL_SIZE["layers"], lo=1)
+    model_dim: int = option(TORTOISE_FULL_SIZE["model_dim"], lo=8)
+    heads: int = option(TORTOISE_FULL_SIZE["heads"], lo=1)
+    max_text_tokens: int = option(TORTOISE_FULL_SIZE["max_text_tokens"], lo=2)
+    max_mel_tokens: int = option(TORTOISE_FULL_SIZE["max_mel_tokens"], lo=2)
+    max_conditioning_inputs: int = option(TORTOISE_FULL_SIZE["max_conditioning_inputs"], lo=1)
     number_text_tokens: int = option(255, lo=2)
     start_text_token: int = option(255, lo=0)
     stop_text_token: int = option(0, lo=0)
@@ -48,7 +48,8 @@ class AutoregressiveOptions:
     freeze_conditioning_encoder: bool = option(False)
     freeze_text_embedding: bool = option(False)
     freeze_layers: int = option(0, lo=0, help="freeze the first N transformer layers")
-    gradient_checkpointing: bool = option(False, help="recompute transformer activations in backward: less memory, about 1.5-2x slower (batch 8-16 in bf16 fits 24 GB without it)")
+    gradient_checkpointing: bool = option(False, help="recompute transformer activations in backward: less memory, "
+                                                      "about 1.5-2x slower (batch 8-16 in bf16 fits 24 GB without it)")
     optimizer_8bit: bool = option(False, help="bitsandbytes 8-bit AdamW (GPU only)")
     weight_decay: float = option(0.01, lo=0.0)
     betas: list[float] = option([0.9, 0.96])
@@ -80,11 +81,9 @@ RESUME_SAFE = frozenset({
     "sample_temperature", "sample_top_p", "sample_max_mel_tokens", "gradient_checkpointing",
 })
 # ai-voice-cloning's training values on tortoise's full-size model
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, Any] = {  # the section's own defaults are the dataclass's (tortoise's full size)
     "epochs": 50, "batch_size": 8, "grad_accumulation": 1, "learning_rate": 1e-5,
     "lr_schedule": {"type": "multistep", "milestones": [10, 20, 30, 40], "factor": 0.5}, "grad_clip": 4.0,
-    "text_lr_weight": 0.01, "mel_lr_weight": 1.0,
-    "autoregressive": copy.deepcopy(TORTOISE_FULL_SIZE),
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {"autoregressive": copy.deepcopy(TORTOISE_FULL_SIZE)},

@@ -235,7 +235,8 @@ def synthesize_stream(models: SynthesisModels, text: str, voice, sampling: Sampl
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("synthesize", help="speak text in a voice with a (fine-tuned) tortoise autoregressive model",
+    p = subparsers.add_parser("synthesize",
+                              help="speak text in a voice with a (fine-tuned) tortoise autoregressive model",
                               description="Text + reference clips -> wav, through UnifiedVoice and tortoise's own "
                                           "decoders (fast: hifidecoder.pth; standard: diffusion_decoder.pth + "
                                           "vocoder.pth), or the DVAE preview.")

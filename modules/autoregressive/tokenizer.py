@@ -47,7 +47,8 @@ class VoiceTokenizer:
             raise UserError(f"unknown cleaners {cleaners!r}; choose one of {sorted(CLEANERS)}")
         self.cleaners = cleaners
         self._clean = CLEANERS[cleaners]
-        if self.tokenizer.token_to_id("[UNK]") not in (None, UNK_ID) or self.tokenizer.token_to_id("[STOP]") not in (None, STOP_ID):
+        if (self.tokenizer.token_to_id("[UNK]") not in (None, UNK_ID)
+                or self.tokenizer.token_to_id("[STOP]") not in (None, STOP_ID)):
             raise UserError(f"{self.path}: expected [STOP]=0 and [UNK]=1 like tortoise's tokenizer.json.")
 
     @property

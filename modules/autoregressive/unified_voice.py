@@ -161,7 +161,8 @@ class UnifiedVoice(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[2] != 80:
-            raise ValueError(f"conditioning mels must be (b, n, 80, frames), got {tuple(speech_conditioning_input.shape)}")
+            raise ValueError("conditioning mels must be (b, n, 80, frames), "
+                             f"got {tuple(speech_conditioning_input.shape)}")
         b, n = x.shape[:2]
         latents = self.conditioning_encoder(x.reshape(b * n, *x.shape[2:])).reshape(b, n, -1)
         return latents.mean(dim=1)
@@ -186,7 +187,8 @@ class UnifiedVoice(nn.Module):
         mel_codes = self.set_mel_padding(mel_codes, wav_lengths)
         text_inputs = F.pad(text_inputs, (0, 1), value=self.stop_text_token)
         mel_codes = F.pad(mel_codes, (0, 1), value=self.stop_mel_token)
-        text_in, text_tgt = self.build_aligned_inputs_and_targets(text_inputs, self.start_text_token, self.stop_text_token)
+        text_in, text_tgt = self.build_aligned_inputs_and_targets(text_inputs, self.start_text_token,
+                                                                  self.stop_text_token)
         mel_in, mel_tgt = self.build_aligned_inputs_and_targets(mel_codes, self.start_mel_token, self.stop_mel_token)
         return text_in, text_tgt, mel_in, mel_tgt
 

@@ -59,7 +59,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: config.json not found; pass --config pointing to the checkpoint's config.json") from None
+        raise UserError(f"{path}: config.json not found; "
+                        "pass --config pointing to the checkpoint's config.json") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):

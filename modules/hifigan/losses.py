@@ -23,7 +23,8 @@ def generator_loss(fake: Sequence[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def feature_loss(fmap_real: Sequence[Sequence[torch.Tensor]], fmap_fake: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+def feature_loss(fmap_real: Sequence[Sequence[torch.Tensor]],
+                 fmap_fake: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """L1 between real and generated discriminator activations (unweighted; the recipe applies ×2)."""
     total = None
     for dr, dg in zip(fmap_real, fmap_fake):

@@ -42,14 +42,15 @@ class HifiganOptions:
                        help="mel: computed from the audio; files: precomputed [C, T] .npy/.pt beside each clip; "
                             "tortoise_mel: tortoise's normalised mel")
     feature_suffix: str = option(".npy", help="features=files: suffix replacing .wav (e.g. .npy, .pt, _ssl.npy)")
-    fresh_discriminators: bool = option(False, help="start the discriminators from random weights even when base has them")
+    fresh_discriminators: bool = option(False, help="start the discriminators from random weights even when "
+                                                    "base has them")
     reset_lr: bool = option(False, help="ignore the base checkpoint's optimizer state and decayed learning rate")
-    resblock: str = option("1", choices=("1", "2"), help="residual block type")
-    upsample_rates: list[int] = option([8, 8, 2, 2], help="upsampling factors; their product is hop_size")
-    upsample_kernel_sizes: list[int] = option([16, 16, 4, 4])
-    upsample_initial_channel: int = option(512, lo=1)
-    resblock_kernel_sizes: list[int] = option([3, 7, 11])
-    resblock_dilation_sizes: list[list[int]] = option([[1, 3, 5], [1, 3, 5], [1, 3, 5]])
+    resblock: str = option(_V1["resblock"], choices=("1", "2"), help="residual block type")
+    upsample_rates: list[int] = option(_V1["upsample_rates"], help="upsampling factors; their product is hop_size")
+    upsample_kernel_sizes: list[int] = option(_V1["upsample_kernel_sizes"])
+    upsample_initial_channel: int = option(_V1["upsample_initial_channel"], lo=1)
+    resblock_kernel_sizes: list[int] = option(_V1["resblock_kernel_sizes"])
+    resblock_dilation_sizes: list[list[int]] = option(_V1["resblock_dilation_sizes"])
     sampling_rate: int = option(22050, lo=1000)
     n_fft: int = option(1024, lo=16)
     num_mels: int = option(80, lo=1, help="input channels (mel bins, or C of precomputed features)")
@@ -57,7 +58,8 @@ class HifiganOptions:
     win_size: int = option(1024, lo=16)
     fmin: float = option(0.0, lo=0.0)
     fmax: Optional[float] = option(8000.0, lo=0.0, help="null: half the sampling rate")
-    fmax_for_loss: Optional[float] = option(None, lo=0.0, help="mel loss upper frequency (null: half the sampling rate)")
+    fmax_for_loss: Optional[float] = option(None, lo=0.0,
+                                            help="mel loss upper frequency (null: half the sampling rate)")
     adam_b1: float = option(0.8, lo=0.0, hi=1.0)
     adam_b2: float = option(0.99, lo=0.0, hi=1.0)
     lr_decay: Optional[float] = option(None, lo=0.0, hi=1.0, lo_open=True,
@@ -70,10 +72,9 @@ class HifiganOptions:
 
 
 # what a new HiFi-GAN config starts from (top-level keys and the section), and the named presets
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, Any] = {  # the section's own defaults are the dataclass's (jik876's V1)
     "epochs": 200, "batch_size": 16, "grad_accumulation": 1, "learning_rate": 2e-4,
     "lr_schedule": {"type": "exponential", "gamma": 0.999}, "grad_clip": None,
-    "hifigan": {"preset": "v1", **copy.deepcopy(_V1)},
 }
 PRESETS: dict[str, dict[str, Any]] = {
     **{name: {"hifigan": {"preset": name, **copy.deepcopy(v)}} for name, v in GENERATOR_PRESETS.items()},

@@ -157,7 +157,8 @@ class HifiganRecipe(Recipe):
                                                        "upsample_initial_channel", "resblock_kernel_sizes",
                                                        "resblock_dilation_sizes") if h[k] != self.h[k]]
                     if diffs:
-                        hint = f" Its {cfg.name} says {'; '.join(diffs)}: set these under hifigan: (or the matching preset)."
+                        hint = (f" Its {cfg.name} says {'; '.join(diffs)}: "
+                                "set these under hifigan: (or the matching preset).")
                 got = ckpt.in_channels_of(state) if any(k.startswith("conv_pre") for k in state) else None
                 if got is not None and got != self.in_channels:
                     hint += f" It takes {got} input channels, this config feeds {self.in_channels}."

@@ -19,11 +19,13 @@ FEATURE_EXTENSIONS = (".npy", ".pt")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("vocode", help="turn wav files (resynthesis) or mel .npy files into audio with a HiFi-GAN",
+    p = subparsers.add_parser("vocode",
+                              help="turn wav files (resynthesis) or mel .npy files into audio with a HiFi-GAN",
                               description="Resynthesise audio files or vocode mel/feature files ([C, T] .npy/.pt).")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="jik876 g_ file, a training state states/step_*.pt, or a run folder")
-    p.add_argument("--config", metavar="PATH", default=None, help="jik876 config.json (default: the one beside a g_ file)")
+    p.add_argument("--config", metavar="PATH", default=None,
+                   help="jik876 config.json (default: the one beside a g_ file)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, .npy/.pt feature files, or folders of them")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for NAME.wav files")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

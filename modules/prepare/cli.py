@@ -26,7 +26,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         f"(default {_D.model})")
     p.add_argument("--language", default=_D.language, metavar="auto|CODE", help="spoken language (default auto)")
     p.add_argument("--device", choices=DEVICES, default=_D.device, help="where whisper runs (default auto)")
-    p.add_argument("--sample-rate", type=int, default=_D.sample_rate, help=f"output rate in Hz (default {_D.sample_rate})")
+    p.add_argument("--sample-rate", type=int, default=_D.sample_rate,
+                   help=f"output rate in Hz (default {_D.sample_rate})")
     p.add_argument("--min-seconds", type=float, default=_D.min_seconds,
                    help=f"merge clips shorter than this (default {_D.min_seconds})")
     p.add_argument("--max-seconds", type=float, default=_D.max_seconds,

@@ -153,7 +153,8 @@ def scan_voice(voice_dir: Path) -> VoiceScan:
             continue
         if p.suffix.lower() in SIDE_TRANSCRIPT_EXTENSIONS and p.with_suffix("") in audio_stems:
             continue
-        scan.skipped.append((p.relative_to(voice_dir).as_posix(), f"not an audio file (extension {p.suffix or 'none'!r}; "
+        scan.skipped.append((p.relative_to(voice_dir).as_posix(),
+                             f"not an audio file (extension {p.suffix or 'none'!r}; "
                              f"use {', '.join(AUDIO_EXTENSIONS)})"))
     return scan
 

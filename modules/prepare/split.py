@@ -19,7 +19,8 @@ def validation_size(n: int, percent: float = 5.0, count: int | None = None) -> i
     return max(1, min(n - 1, want))
 
 
-def split_files(files: list[str], percent: float = 5.0, count: int | None = None, seed: int = 0) -> tuple[list[str], list[str]]:
+def split_files(files: list[str], percent: float = 5.0, count: int | None = None,
+                seed: int = 0) -> tuple[list[str], list[str]]:
     """(train, validation) lists; the same files and seed always give the same split."""
     if not files:
         raise UserError("no clips to split: nothing usable was prepared")

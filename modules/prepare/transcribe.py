@@ -211,7 +211,8 @@ class FasterWhisperTranscriber(Transcriber):
         local = next((p for p in _candidate_paths(model, workspace_root, self.backend) if p.exists()), None)
         if local is not None:
             if local.is_file() and local.suffix == ".pt":
-                raise UserError(f"{local}: this is an openai-whisper .pt file; use --transcriber openai-whisper with it, "
+                raise UserError(f"{local}: this is an openai-whisper .pt file; "
+                                "use --transcriber openai-whisper with it, "
                                 f"or give faster-whisper a CTranslate2 folder ({_CT2_FILES})")
             if not _is_ct2_dir(local):
                 raise UserError(f"{local}: not a CTranslate2 whisper folder (it needs {_CT2_FILES})")
@@ -219,7 +220,8 @@ class FasterWhisperTranscriber(Transcriber):
             # a local folder never reaches for the hub: local_files_only, and its own tokenizer.json
             self._load(str(local), local_only=True, model_name=model)
         elif _looks_like_path(model):
-            raise UserError(f"whisper model {model!r}: no such file or folder (looked in models/whisper/ and {Path(model)})")
+            raise UserError(f"whisper model {model!r}: no such file or folder "
+                            f"(looked in models/whisper/ and {Path(model)})")
         else:
             self.model_id = model
             self._load(model, local_only=False, model_name=model, workspace_root=workspace_root)
@@ -239,7 +241,8 @@ class FasterWhisperTranscriber(Transcriber):
                 _probe_hub()
                 self.model = WhisperModel(ref, device=self.device, compute_type=compute_type, cpu_threads=threads)
         except Exception as exc:
-            where = (workspace_root / "models" / "whisper" / model_name) if workspace_root else Path("models/whisper") / model_name
+            where = ((workspace_root / "models" / "whisper" / model_name) if workspace_root
+                     else Path("models/whisper") / model_name)
             if local_only:
                 raise UserError(f"{ref}: faster-whisper could not load this CTranslate2 folder ({exc}); "
                                 f"it needs {_CT2_FILES}") from exc
@@ -303,7 +306,8 @@ class OpenAIWhisperTranscriber(Transcriber):
                                 "it must be a torch file holding {'dims', 'model_state_dict'}") from exc
             raise UserError(
                 f"openai-whisper model {model!r} is not available offline and could not be downloaded "
-                f"({type(exc).__name__}: {_first_line(exc)}). Put {model}.pt (the file openai-whisper downloads) in {where}/, "
+                f"({type(exc).__name__}: {_first_line(exc)}). "
+                f"Put {model}.pt (the file openai-whisper downloads) in {where}/, "
                 f"or pass --model PATH/TO/{model}.pt, or use --transcriber none with transcripts beside the audio"
             ) from exc
 

@@ -37,7 +37,8 @@ def read_config_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise UserError(f"{path}: config file not found; save one in the Configure tab first") from exc
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc}); fix the file or save it again from the Configure tab") from exc
+        raise UserError(f"{path}: not valid YAML ({exc}); "
+                        "fix the file or save it again from the Configure tab") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of config keys at the top level")
     return data

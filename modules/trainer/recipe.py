@@ -115,6 +115,7 @@ class Recipe(ABC):
 
     def on_base_loaded(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> None:
         """Hook after optimizers exist: e.g. load a jik876 ``do_`` file's optimizer states."""
+        del models, optimizers
 
     # --- data ---------------------------------------------------------------------------------
     @abstractmethod
@@ -153,4 +154,6 @@ class Recipe(ABC):
 
     @staticmethod
     def unwrap(module: nn.Module) -> nn.Module:
-        return module.module if hasattr(module, "module") and isinstance(module, nn.parallel.DistributedDataParallel) else module
+        if hasattr(module, "module") and isinstance(module, nn.parallel.DistributedDataParallel):
+            return module.module
+        return module

@@ -158,7 +158,8 @@ class TrainerSetup:
             for p in (info.path, info.path.with_suffix(".json")):
                 if p.exists():
                     p.rename(folder / p.name)
-        self.log(f"moved {len(newer)} newer state(s) of the abandoned continuation to {folder.relative_to(self.run_dir)}")
+        self.log(f"moved {len(newer)} newer state(s) of the abandoned continuation "
+                 f"to {folder.relative_to(self.run_dir)}")
 
     def _wrap(self) -> None:
         self.models: dict[str, nn.Module] = dict(self.plain)

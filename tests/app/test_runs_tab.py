@@ -158,7 +158,8 @@ def test_try_it_clip_paths(workspace, tmp_path, monkeypatch):
     assert resolve_clip(ws, str(upload)) == upload.resolve()
     assert resolve_clip(ws, "training/demo/audio/a.wav") == inside.resolve()
     assert resolve_clip(ws, str(inside)) == inside.resolve()
-    for bad in (str(outside), "../elsewhere/secret.wav", str(uploads / ".." / "elsewhere" / "secret.wav"), "/etc/hostname"):
+    for bad in (str(outside), "../elsewhere/secret.wav", str(uploads / ".." / "elsewhere" / "secret.wav"),
+                "/etc/hostname"):
         with pytest.raises(UserError, match="refused"):
             resolve_clip(ws, bad)
     with pytest.raises(UserError, match="not found"):

@@ -50,7 +50,8 @@ def test_samples_and_try_it_name_their_decoder(ui, ar_ws, artifacts):  # noqa: F
         choose(page, "train-config", f"demo/configs/{name}.yaml")
         sample = page.locator("#train-sample-0")
         sample.wait_for(state="visible", timeout=60_000)
-        wait_until(page, lambda: label in sample.inner_text(), 30, f"{label} in the sample label")
+        wait_until(page, lambda label=label, sample=sample: label in sample.inner_text(), 30,
+                   f"{label} in the sample label")
         assert label in page.locator("#train-sample-note").inner_text()
         rate, n = _wav(page, sample)
         assert rate == 24000 and n > 0

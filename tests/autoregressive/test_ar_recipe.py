@@ -263,7 +263,8 @@ def test_new_tokenizer_resizes_the_text_embedding(ar_root, scratch_run, capsys):
     model = load_unified_voice(ckpt, meta["hyperparameters"])
     assert model.text_embedding.weight.shape[0] == vocab + 1 == model.text_head.weight.shape[0]
     base = torch.load(scratch_run / "checkpoints" / "00000040_gpt.pth", weights_only=True)
-    assert torch.allclose(model.mel_embedding.weight, base["mel_embedding.weight"], atol=0.05)  # the rest came from the base
+    # the rest came from the base
+    assert torch.allclose(model.mel_embedding.weight, base["mel_embedding.weight"], atol=0.05)
 
 
 def _codes_files(root: Path) -> list[Path]:

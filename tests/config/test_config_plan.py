@@ -158,7 +158,8 @@ def test_plan_reports_base_checker_problems(workspace, monkeypatch):
     make_dataset(workspace, n_train=8, n_val=1)
     (workspace / "models" / "g_00001000").write_bytes(b"x")
     spec = model_registry.get("hifigan")
-    monkeypatch.setitem(model_registry._LOADED, "hifigan", dataclasses.replace(spec, base_check=f"{__name__}:shape_checker"))
+    monkeypatch.setitem(model_registry._LOADED, "hifigan",
+                        dataclasses.replace(spec, base_check=f"{__name__}:shape_checker"))
     c = apply_overrides(default_config("hifigan", "training/demo"), ["batch_size=2", "base=models/g_00001000"])
     ws = [w for w in validate_config(c, workspace, 0) if w.key == "base"]
     assert len(ws) == 1 and "128 initial channels" in ws[0].message and ws[0].level == "error"

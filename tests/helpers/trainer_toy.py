@@ -89,7 +89,8 @@ class ToyRecipe(Recipe):
             loss_aux = ((aux(pred.detach()) - y) ** 2).mean()
         ctx.backward(loss_aux, "aux")
         ctx.step("aux")
-        return {"loss": float(loss.detach()), "loss_fit": float(loss_fit.detach()), "loss_aux": float(loss_aux.detach())}
+        return {"loss": float(loss.detach()), "loss_fit": float(loss_fit.detach()),
+                "loss_aux": float(loss_aux.detach())}
 
     def corrupt(self, loss: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         return loss

@@ -103,5 +103,5 @@ def test_two_process_gloo_matches_one_process(ws):
     s2 = state_models(run_dir(ws, "two") / "states" / "step_00000003.pt")
     for model in ("generator", "mpd", "msd"):
         for key, value in s1[model].items():
-            assert torch.allclose(value, s2[model][key], rtol=1e-4, atol=2e-5), (model, key,
-                                                                                 float((value - s2[model][key]).abs().max()))
+            assert torch.allclose(value, s2[model][key], rtol=1e-4, atol=2e-5), (
+                model, key, float((value - s2[model][key]).abs().max()))

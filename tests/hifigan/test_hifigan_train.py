@@ -85,8 +85,9 @@ def test_bit_exact_resume_and_truncated_state(ws):
     for model in ("generator", "mpd", "msd"):
         for key, value in straight[model].items():
             assert torch.equal(value, resumed[model][key]), (model, key)
-    assert torch.equal(torch.load(run_dir(ws, "straight") / "checkpoints" / "g_00000010")["generator"]["conv_pre.weight_v"],
-                       torch.load(run_dir(ws, "halves") / "checkpoints" / "g_00000010")["generator"]["conv_pre.weight_v"])
+    assert torch.equal(
+        torch.load(run_dir(ws, "straight") / "checkpoints" / "g_00000010")["generator"]["conv_pre.weight_v"],
+        torch.load(run_dir(ws, "halves") / "checkpoints" / "g_00000010")["generator"]["conv_pre.weight_v"])
 
     # a truncated newest state: resume warns and continues from the previous one
     cfg12 = tiny_config(batch_size=4, max_steps=12, save_every_steps=5)
@@ -153,7 +154,8 @@ def test_finetune_from_our_export_carries_optimizer_state(ws):
 
 
 def _write_features(ws, channels: int, mismatch: dict[str, int]) -> None:
-    """Deterministic [C, T] features beside each clip (a fixed projection of its mel), T = samples // 256 (+ offsets)."""
+    """Deterministic [C, T] features beside each clip (a fixed projection of its mel),
+    T = samples // 256 (+ offsets)."""
     from modules.audio import mel_spectrogram
 
     proj = torch.randn(channels, 80, generator=torch.Generator().manual_seed(0)) / 9

@@ -33,7 +33,8 @@ def test_ai_voice_cloning_lists_and_sidecars(tmp_path):
     voice = tmp_path / "v"
     for name in ("a", "b", "c", "d"):
         _wav(voice / "audio" / f"{name}.wav")
-    (voice / "train.txt").write_text("audio/a.wav|From the train list.\naudio/b.wav|Also listed|extra\n", encoding="utf-8")
+    (voice / "train.txt").write_text("audio/a.wav|From the train list.\naudio/b.wav|Also listed|extra\n",
+                                     encoding="utf-8")
     (voice / "validation.txt").write_text("audio/c.wav|From validation.\n", encoding="utf-8")
     (voice / "audio" / "b.lab").write_text("The lab file wins.\n", encoding="utf-8")
     (voice / "audio" / "d.txt").write_text("\ufeffA text file\nover two lines.", encoding="utf-8")

@@ -91,7 +91,8 @@ def test_every_bad_and_odd_input(workspace):
     rate = 22050
     formats = {
         "u8.wav": (22050, "PCM_U8", 1), "s24.wav": (44100, "PCM_24", 1), "float.wav": (16000, "FLOAT", 1),
-        "stereo.flac": (22050, "PCM_16", 2), "hi48k.wav": (48000, "PCM_16", 1), "sub/deeper/ünï 声.ogg": (24000, "VORBIS", 1),
+        "stereo.flac": (22050, "PCM_16", 2), "hi48k.wav": (48000, "PCM_16", 1),
+        "sub/deeper/ünï 声.ogg": (24000, "VORBIS", 1),
         "take.mp3": (44100, "MPEG_LAYER_III", 1),
     }
     for name, (r, subtype, channels) in formats.items():

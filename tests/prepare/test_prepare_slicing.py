@@ -48,7 +48,7 @@ def build_recording(sentences: list[str], tmp, word_gap=(0.06, 0.16), sentence_g
     parts = [np.zeros(int(0.4 * RATE), np.float32)]
     pos = len(parts[0])
     words = []
-    for s_i, sentence in enumerate(sentences):
+    for _s_i, sentence in enumerate(sentences):
         for w_i, word in enumerate(sentence.split()):
             if w_i:
                 gap = np.zeros(int(rng.uniform(*word_gap) * RATE), np.float32)

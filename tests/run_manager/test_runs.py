@@ -441,7 +441,8 @@ def test_stop_during_start_up_reads_as_stopped(tmp_path, cleanup):
     code = ("import json, os, time, fcntl; r = %r; os.makedirs(r, exist_ok=True); "
             "l = open(r + '/train.lock', 'a+'); fcntl.flock(l, fcntl.LOCK_EX); "
             "json.dump({'state': 'running', 'pid': os.getpid(), 'step': 0, 'message': 'building models', "
-            "'started': time.time(), 'updated': time.time()}, open(r + '/status.json', 'w')); time.sleep(60)") % str(run)
+            "'started': time.time(), 'updated': time.time()}, open(r + '/status.json', 'w')); "
+            "time.sleep(60)") % str(run)
     res = spawn_detached(run, [sys.executable, "-c", code])
     cleanup.append(res.pid)
     _wait(lambda: run_status(run).state == "running", what="running")

@@ -345,7 +345,8 @@ def test_sigterm_while_building_exits_zero_as_stopped(ws):
 def test_two_process_gloo_equals_one_process(ws):
     _, one = train(ws, "one", "batch_size=8", "max_steps=6", recipe=QuietToyRecipe)
     _, path = make_config(ws, "two", "batch_size=4", "max_steps=6")
-    r = subprocess.run(cli(ws, "train", str(path), "--gpus", "2", "--recipe", "tests.helpers.trainer_toy:QuietToyRecipe"),
+    r = subprocess.run(cli(ws, "train", str(path), "--gpus", "2", "--recipe",
+                           "tests.helpers.trainer_toy:QuietToyRecipe"),
                        cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     two = ws.root / "training" / "toy" / "runs" / "two"
