@@ -3,14 +3,13 @@
 The browser test prepares the committed demo voice with transcriber "none" (its metadata.csv),
 checks the table and stats against the files on disk, edits a transcript in the side editor and
 another one in the table itself, deletes a clip, saves, and finds all of it in train.txt /
-validation.txt. Screenshots go to test-artifacts/; the Prepare tab's one also to docs/screenshots/.
+validation.txt. Screenshots go to test-artifacts/ (scripts/update_screenshots.py copies them into docs/).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,8 @@ from app import prepare_editor, prepare_form, prepare_stats
 from modules.errors import UserError
 from modules.prepare.options import PrepareOptions
 from modules.workspace import Workspace, WorkspaceError
-from tests.conftest import DEMO_VOICE, REPO
+from tests.conftest import DEMO_VOICE
 from tests.helpers.browser import gradio_ready, ui  # noqa: F401  (the fixture)
-
-SCREENSHOTS = REPO / "docs" / "screenshots"
-
 
 # --------------------------------------------------------------------------- helpers (no browser)
 
@@ -258,8 +254,6 @@ def test_prepare_demo_edit_and_save_in_browser(ui, demo_workspace: Path, artifac
     page.evaluate("window.scrollTo(0, 0)")
     shot = artifacts / "prepare_tab.png"
     page.screenshot(path=str(shot), full_page=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOTS / "prepare.png")
 
     # a dataset prepared earlier opens with "Load dataset" in a fresh page
     page2 = ui.page()

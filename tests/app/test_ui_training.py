@@ -19,13 +19,12 @@ import pytest
 
 from modules import run_manager as runs
 from modules.workspace import Workspace
-from tests.conftest import DEMO_VOICE, REPO
+from tests.conftest import DEMO_VOICE
 from tests.helpers.browser import gradio_ready, open_tab, ui  # noqa: F401  (fixture)
 from tests.helpers.run_helpers import kill_active_trainers, prepare_demo
 
 pytestmark = pytest.mark.skipif(not DEMO_VOICE.is_dir(), reason="voices/demo is missing")
 
-SCREENSHOTS = REPO / "docs" / "screenshots"
 TINY = {
     "model": "hifigan", "dataset": "training/demo", "batch_size": 2, "epochs": 100, "max_steps": 400,
     "num_workers": 0, "gpus": 0, "seed": 3, "save_every_steps": 2, "validate_every_steps": 4,
@@ -294,9 +293,6 @@ def test_configure_train_stop_resume(ui, ws, artifacts):  # noqa: F811
     result = page.request.get(href)
     assert result.ok and result.body()[:4] == b"RIFF"
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(artifacts / "configure.png", SCREENSHOTS / "configure.png")
-    shutil.copy(artifacts / "train.png", SCREENSHOTS / "train.png")
 
 
 def test_ui_restart_reconnects_to_a_running_trainer(ui, ws):  # noqa: F811
