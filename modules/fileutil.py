@@ -9,23 +9,96 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+TEMP_PREFIX = ".tmp-"
+# test-only fault injection for the crash tests, e.g. "slow:states/:0.5" (sleep mid-write of matching
+# paths) or "enospc:states/" (the write fails as on a full disk); never set outside the tests
+FAULT_ENV = "VOICETUNE_TEST_WRITE_FAULT"
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space; the message says where, how much is free and needed."""
+
+
+def _fault(path: Path, fh: IO) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return
+    kind, _, rest = spec.partition(":")
+    pattern, _, arg = rest.partition(":")
+    if pattern not in path.as_posix():
+        return
+    if kind == "slow":
+        fh.flush()
+        import time
+
+        time.sleep(float(arg or 0.5))
+    elif kind == "enospc":
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "unexpected pos" in text:  # torch's zip writer on ENOSPC
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_error(path: Path, needed: int | None, exc: BaseException) -> DiskFullError:
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    need = f" (a file here needs about {needed / 1e9:.2f} GB)" if needed else ""
+    return DiskFullError(errno.ENOSPC, f"no space left on the disk of {path.parent}: {free / 1e9:.2f} GB free"
+                         f"{need}; free space there or move the workspace, then resume", str(path))
+
 
 @contextmanager
 def atomic_replace(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside ``path`` for writing; on success it is synced and renamed over
-    ``path``, on any error removed. Readers see the old or the new file, never half of one."""
+    ``path``, on any error removed. Readers see the old or the new file, never half of one.
+    A full disk raises ``DiskFullError`` saying where and how much is free."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
+            _fault(path, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        written = Path(tmp).stat().st_size if Path(tmp).exists() else None
         Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, DiskFullError) and _is_disk_full(exc):
+            raise disk_full_error(path, written, exc) from exc
         raise
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of writes that were killed midway under ``folder`` (recursively);
+    only call it while owning the folder (the trainer holds the run's lock)."""
+    removed = []
+    for p in Path(folder).rglob(f"{TEMP_PREFIX}*"):
+        if p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -46,6 +46,7 @@ import torch
 
 from modules.config.schema import TrainConfig
 from modules.errors import UserError
+from modules.fileutil import DiskFullError
 from modules.trainer import distributed as D
 from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's helpers)
     CoreStepContext,
@@ -57,7 +58,7 @@ from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's hel
     describe_batch,
     seed_everything,
 )
-from modules.trainer.failures import EXIT_NONFINITE, EXIT_OK, EXIT_OOM, TrainerFailures  # noqa: F401
+from modules.trainer.failures import EXIT_DISK_FULL, EXIT_NONFINITE, EXIT_OK, EXIT_OOM, TrainerFailures  # noqa: F401
 from modules.trainer.logs import RunLog, get_logger
 from modules.trainer.metrics import MetricsLog, StatusFile, TensorBoard
 from modules.trainer.recipe import Recipe
@@ -103,6 +104,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
         self.run_log = RunLog(self.info.rank)
         self._elapsed_before = 0.0
         self._resume_rng: dict[str, Any] | None = None
+        self._resume_found: tuple[Path, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -173,6 +175,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
 
     def _run(self, stop: StopRequest) -> int:
         c = self.config
+        if self.resume is not None:
+            self._resume_found = self._find_resume_state()  # refused here: status.json is untouched
         if self.main:
             self._open_status()
             self.status.update(message="building models")
@@ -190,7 +194,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
         if self.main:
             self.metrics = MetricsLog(self.paths.metrics)
             self.metrics.truncate_after(self.step)
-            self.tb = TensorBoard(self.paths.tensorboard, purge_step=self.step)
+            # purge only what comes after the resumed state: the step it was saved at stays in TensorBoard
+            self.tb = TensorBoard(self.paths.tensorboard, purge_step=self.step + 1)
             self.status.update(step=self.step, epoch=self._epoch_progress(), total_steps=self.total,
                                steps_per_epoch=self.spe, message="training")
             gb = c.batch_size * c.grad_accumulation * self.info.world_size
@@ -210,6 +215,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             outcome = self._loop(stop)
         except NonFiniteError as exc:
             return self._nonfinite(exc)
+        except DiskFullError as exc:
+            return self._disk_full(exc)
         except torch.OutOfMemoryError:
             return self._oom()
         except RuntimeError as exc:

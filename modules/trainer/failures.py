@@ -20,6 +20,7 @@ from modules.trainer.runfolder import STARTUP_STOP_MESSAGE, list_states, lock_ho
 EXIT_OK = 0
 EXIT_NONFINITE = 3
 EXIT_OOM = 4
+EXIT_DISK_FULL = 5
 
 log = get_logger("trainer")
 
@@ -109,3 +110,14 @@ class TrainerFailures:
             log.error(f"error: {msg}")
             self.status.update(state="failed", message=msg)
         return EXIT_OOM
+
+    def _disk_full(self, exc: OSError) -> int:
+        """A state or export could not be written: the previous state is whole (writes are atomic)."""
+        states = list_states(self.run_dir)
+        last = (f"the last whole state is {states[0].path.relative_to(self.run_dir)}" if states
+                else "no state was saved yet")
+        msg = f"{exc.strerror or exc}; training stopped at step {self.step} and {last}; --resume latest after that"
+        if self.main:
+            log.error(f"error: {msg}")
+            self.status.update(state="failed", message=msg)
+        return EXIT_DISK_FULL

@@ -14,7 +14,7 @@ from torch import nn
 from modules import model_registry
 from modules.config.schema import RESUME_SAFE_KEYS, changed_keys, config_to_dict, save_config
 from modules.errors import UserError
-from modules.fileutil import atomic_write_text
+from modules.fileutil import atomic_write_text, remove_temp_files
 from modules.trainer import distributed as D
 from modules.trainer.context import seed_everything
 from modules.trainer.logs import get_logger
@@ -57,6 +57,9 @@ class TrainerSetup:
                            "command": self.command, "world_size": self.info.world_size})
         self.run_log.open_file(self.paths.log)
         log.info(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command}")
+        stale = remove_temp_files(self.run_dir)  # writes a killed run left half done (never states)
+        if stale:
+            log.info(f"removed {len(stale)} unfinished write(s) an interrupted run left behind")
         save_config(self.config, self.paths.config)
         atomic_write_text(self.paths.command, self.command + "\n")
 
@@ -97,11 +100,9 @@ class TrainerSetup:
             for name in self.optimizers:
                 self.scalers[name] = torch.amp.GradScaler(self.device.type)
 
-    def _load_state(self) -> dict[str, Any] | None:
-        if self.resume is None:
-            self.recipe.on_base_loaded(self.plain, self.optimizers)
-            self._make_schedulers()
-            return None
+    def _find_resume_state(self) -> tuple[Path, dict[str, Any]]:
+        """The state ``--resume`` names, read and checked against the config *before* the run's
+        ``status.json`` is touched: a refused resume leaves the run's last account as it was."""
         path, state = resolve_resume(self.paths.states, self.resume, log=self.log)
         old_cfg = state.get("config") or {}
         changed = changed_keys(old_cfg, config_to_dict(self.config)) if old_cfg else []
@@ -114,6 +115,15 @@ class TrainerSetup:
                             "another run_name), or pass --force to resume anyway")
         if changed:
             self.log(f"warning: resuming with changed settings (--force): {', '.join(changed)}")
+        return path, state
+
+    def _load_state(self) -> dict[str, Any] | None:
+        if self.resume is None:
+            self.recipe.on_base_loaded(self.plain, self.optimizers)
+            self._make_schedulers()
+            return None
+        path, state = self._resume_found or self._find_resume_state()
+        self._resume_found = None
         self._make_schedulers()
         for name, sd in state["models"].items():
             if name in self.plain:
