@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help=f"bind {LISTEN_HOST} so other machines can connect (default: {DEFAULT_HOST}, this machine only)",
     )
+    parser.add_argument("--auth", metavar="USER:PASSWORD", default=None,
+                        help="require this login (default with --listen: $VOICETUNE_AUTH, else a generated password)")
+    parser.add_argument("--auth-file", metavar="FILE", default=None,
+                        help="logins, one user:password per line (lines starting with # are comments)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="with --listen: serve without a login (anyone who can reach the port controls the app)")
     parser.add_argument(
         "--workspace",
         metavar="DIR",
@@ -98,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     host = LISTEN_HOST if args.listen else DEFAULT_HOST
+    from app.access import blocked_paths, logins
+
+    try:
+        auth, generated = logins(args.auth, args.auth_file, args.listen, args.no_auth)
+    except (OSError, UserError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         demo = build_app(workspace)
     except KeyboardInterrupt:
@@ -108,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             demo.launch(
                 server_name=host,
                 server_port=args.port,
-                allowed_paths=[str(workspace.root)],
+                # nothing is served by path: only the files the app itself hands out (copied into
+                # Gradio's cache) and uploads; the model files and the venv are blocked outright
+                allowed_paths=[],
+                blocked_paths=blocked_paths(workspace),
+                auth=auth or None,
+                auth_message="Voicetune: log in (the login was set with --auth, --auth-file or VOICETUNE_AUTH)",
                 prevent_thread_lock=True,
                 quiet=True,
                 show_error=True,
@@ -122,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.listen:
             print(f"Listening on all interfaces ({LISTEN_HOST}:{port}); other machines use this machine's address.",
                   flush=True)
+        if generated:
+            print(f"Login: user {generated[0]}, password {generated[1]} (generated for this start; set your own "
+                  "with --auth USER:PASSWORD)", flush=True)
+        elif args.listen and args.no_auth:
+            print("warning: --no-auth: anyone who can reach this port can start, stop and delete runs", flush=True)
         print("Press Ctrl+C to stop.", flush=True)
         demo.block_thread()
     except KeyboardInterrupt:  # Ctrl+C at any moment, even while starting: stop without a traceback

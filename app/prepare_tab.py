@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from app import prepare_runner
+from app.access import playable
 from app.common import USER_ERRORS, describe_exception, error, info, md_escape, ok
 from app.prepare_editor import (
     EDITABLE_COLUMNS,
@@ -360,7 +361,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
         flags = str(clip["flags"] or "")
         label = (f"**{md_escape(file)}** · {clip['split']} · {float(clip['duration']):.2f} s"
                  + (f" · flags: {md_escape(flags)}" if flags.strip() else ""))
-        return full, file, str(path) if path.is_file() else None, label, str(clip["text"])
+        return full, file, playable(path) if path.is_file() else None, label, str(clip["text"])
 
     table.select(on_select, [dataset_state, full_state, table, only_flagged],
                  [full_state, selected_state, audio, selected_md, clip_text], **EDITOR_QUEUE)
@@ -385,7 +386,7 @@ def build(workspace: Workspace, demo: gr.Blocks) -> None:
             name, full, True, flagged_only)
 
     delete_clip.click(delete_selected, [dataset_state, full_state, table, selected_state, only_flagged],
-                      [save_status, *editor_outputs], **EDITOR_QUEUE)
+                      [save_status, *editor_outputs], **EDITOR_QUEUE, api_visibility="private")
 
     def delete_ticked_rows(name, full, view, flagged_only):
         if not name:

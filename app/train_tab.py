@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.access import playable
 from app.live_audio import PLAY_CHUNK_JS
 from app.train_plots import PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection, shown_series_frame
 from app.train_runs import (
@@ -252,8 +253,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 name, wav, ref_wav = clips[i]
                 rendered = (info.get(name) or {}).get("rendered_by")
                 label = f"{name} (step {step}" + (f", {rendered})" if rendered else ")")
-                out += [gr.update(visible=True), gr.update(value=str(wav), label=label),
-                        gr.update(value=str(ref_wav) if ref_wav else None, label=f"{name} reference",
+                out += [gr.update(visible=True), gr.update(value=playable(wav), label=label),
+                        gr.update(value=playable(ref_wav) if ref_wav else None, label=f"{name} reference",
                                   visible=ref_wav is not None)]
             else:
                 out += [gr.update(visible=False), gr.update(value=None), gr.update(value=None)]
@@ -390,7 +391,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         except Exception as exc:  # noqa: BLE001
             yield describe_exception(exc, "Try it"), gr.update(), None
             return
-        yield ok(f"{done} → `{rel_path(ws, out)}`"), gr.update(), str(out)
+        yield ok(f"{done} → `{rel_path(ws, out)}`"), gr.update(), playable(out)
 
     # minutes of inference run in their own queue group: the other tabs' callbacks keep their workers
     try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty],
@@ -441,6 +442,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             df, pick = on_runs_refresh()
         return gr.update(visible=False), "", msg, df, pick
 
+    # deleting runs or states is a button in this page only, never a public API route
     confirm_btn.click(on_confirm, [confirm_what, run_pick, keep], [confirm_row, confirm_what, runs_msg, runs_df,
-                                                                    run_pick])
+                                                                    run_pick], api_visibility="private")
     cancel_btn.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, confirm_what])
