@@ -239,11 +239,8 @@ class HifiganRecipe(Recipe):
 
     def _tortoise(self, audio: torch.Tensor) -> torch.Tensor:
         if self._tortoise_mel is None:
-            try:
-                from modules.audio.tortoise_mel import TortoiseMel
-            except ImportError as exc:
-                raise UserError("hifigan.features: tortoise_mel needs modules/audio/tortoise_mel.py, which this "
-                                "install lacks; use features: mel") from exc
+            from modules.audio.tortoise_mel import TortoiseMel
+
             norms = self.workspace_root / "models" / "tortoise" / "mel_norms.pth"
             self._tortoise_mel = TortoiseMel(norms).to(audio.device)
         return self._tortoise_mel(audio)
