@@ -88,6 +88,8 @@ class TrainConfig:
     keep_states: int = _f(3, lo=1, help="newest training states kept in states/")
     grad_clip: Optional[float] = _f(None, lo=0.0, lo_open=True, help="max gradient norm (null: no clipping)")
     validation_samples: int = _f(4, lo=0, help="validation clips saved as audio at each validation")
+    export_every_save: bool = _f(False, help="keep the interchange files (g_/do_, _gpt.pth) of every save; "
+                                             "false: only of the newest state and the best validation")
     # top-level for every model as configs have always had them; only the autoregressive model reads them
     text_lr_weight: float = _f(0.01, lo=0.0, help="autoregressive: weight of the text cross-entropy")
     mel_lr_weight: float = _f(1.0, lo=0.0, help="autoregressive: weight of the mel cross-entropy")
@@ -117,7 +119,7 @@ class TrainConfig:
 RESUME_SAFE_KEYS: frozenset[str] = frozenset({
     "run_name", "epochs", "max_steps", "num_workers",
     "save_every_steps", "save_every_epochs", "validate_every_steps", "validate_every_epochs",
-    "log_every_steps", "keep_states", "validation_samples",
+    "log_every_steps", "keep_states", "validation_samples", "export_every_save",
 })
 
 

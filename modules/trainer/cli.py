@@ -31,6 +31,9 @@ def add_parser(subparsers: Any) -> None:
                    help="override a config key for this run (e.g. --set epochs=50); saved in the run's config.yaml")
     p.add_argument("--recipe", metavar="MODULE:CLASS",
                    help="use this Recipe class instead of the registered one (plug-in recipes, tests)")
+    p.add_argument("--export-only", action="store_true",
+                   help="write the interchange files (g_/do_, _gpt.pth) of the newest state, then exit "
+                        "(implies --resume latest)")
 
 
 def _config_path(value: str, workspace: Any) -> Path:
@@ -102,6 +105,7 @@ def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
 
         recipe_cls = load_class(args.recipe)
     command = shlex.join([sys.executable, "-m", "modules", *sys.argv[1:]]) if not D.under_torchrun() else None
-    trainer = Trainer(config, workspace, path, resume=args.resume, force=args.force, fresh=args.fresh,
-                      recipe_cls=recipe_cls, gpus=gpus, command=command)
+    resume = args.resume or ("latest" if args.export_only else None)
+    trainer = Trainer(config, workspace, path, resume=resume, force=args.force, fresh=args.fresh,
+                      recipe_cls=recipe_cls, gpus=gpus, command=command, export_only=args.export_only)
     return trainer.run

@@ -48,6 +48,7 @@ from modules.config.schema import TrainConfig
 from modules.errors import UserError
 from modules.fileutil import DiskFullError
 from modules.trainer import distributed as D
+from modules.trainer import exports
 from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's helpers)
     CoreStepContext,
     NonFiniteError,
@@ -75,7 +76,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
 
     def __init__(self, config: TrainConfig, workspace: Any, config_path: str | os.PathLike | None = None, *,
                  resume: str | None = None, force: bool = False, fresh: bool = False,
-                 recipe_cls: type[Recipe] | None = None, gpus: int | None = None, command: str | None = None):
+                 recipe_cls: type[Recipe] | None = None, gpus: int | None = None, command: str | None = None,
+                 export_only: bool = False):
         self.config = config
         self.workspace = workspace
         self.config_path = Path(config_path) if config_path else None
@@ -105,6 +107,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
         self._elapsed_before = 0.0
         self._resume_rng: dict[str, Any] | None = None
         self._resume_found: tuple[Path, dict[str, Any]] | None = None
+        self._validated_at: int | None = None  # the step the last validation ran at
+        self.export_only = export_only
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -202,6 +206,14 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             log.info(f"{c.model}: {len(self.train_ds)} train items, {self.val_items} validation items, "
                   f"{self.spe} steps/epoch, {self.total} steps, global batch {gb}, {c.precision}, "
                   f"device {self.device}, {self.info.world_size} process(es)")
+        if self.resume is not None and self.main and exports.missing(self.paths.checkpoints, self.step):
+            # a kill between the state and its export (or --export-only): write it from the state now
+            self.export()
+            self.log(f"wrote the missing exports of step {self.step} from its state")
+        if self.export_only:
+            if self.main:
+                self.status.update(state="finished", message=f"exports of step {self.step} written")
+            return EXIT_OK
         if self.step >= self.total:
             self.log(f"already at step {self.step} of {self.total}: raise epochs or max_steps to train further")
             if self.main:

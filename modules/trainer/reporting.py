@@ -14,6 +14,7 @@ from torch import nn
 from modules.config.schema import config_hash, config_to_dict
 from modules.fileutil import atomic_write_json
 from modules.trainer import distributed as D
+from modules.trainer import exports
 from modules.trainer.context import CoreStepContext
 from modules.trainer.logs import get_logger
 from modules.trainer.recipe import ValidationResult
@@ -55,11 +56,20 @@ class TrainerReporting:
         }
         path = save_state(self.paths.state_file(self.step), state, self.config.keep_states,
                           sidecar_epoch=self._epoch_progress())
-        self.recipe.export(self.plain, self.optimizers, self.step, self.epoch, self.paths.checkpoints)
+        self.export(self._validated_at == self.step)
         self.log(f"saved {path.relative_to(self.run_dir)}")
         if self.status:
             self.status.update(last_state=str(path))
         return path
+
+    def export(self, validated_now: bool = False) -> None:
+        """The recipe's interchange files for the current step, recorded; older ones pruned by policy."""
+        if not self.main:
+            return
+        paths = self.recipe.export(self.plain, self.optimizers, self.step, self.epoch, self.paths.checkpoints) or []
+        exports.record(self.paths.checkpoints, self.step, list(paths),
+                       self.last_val_loss if validated_now else None)
+        exports.prune(self.paths.checkpoints, self.step, self.config.export_every_save)
 
     def _lr(self) -> dict[str, float]:
         return {n: float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()}
@@ -122,6 +132,7 @@ class TrainerReporting:
         main_key = getattr(self.recipe, "main_metric", "loss")
         if result.metrics:
             self.last_val_loss = float(result.metrics.get(main_key, next(iter(result.metrics.values()))))
+            self._validated_at = self.step
         rec = {"step": self.step, "epoch": self._epoch_progress(), "time": time.time(),
                "elapsed": round(self._elapsed(), 3), "validation": True, **metrics}
         self.metrics.write(rec)

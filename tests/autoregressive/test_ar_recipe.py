@@ -121,7 +121,7 @@ def test_exported_checkpoint_is_a_tortoise_state_dict(scratch_run):
     from modules.autoregressive.checkpoint import build_unified_voice, load_unified_voice
 
     ckpts = sorted((scratch_run / "checkpoints").glob("*_gpt.pth"))
-    assert [p.name for p in ckpts] == ["00000020_gpt.pth", "00000040_gpt.pth"]
+    assert [p.name for p in ckpts] == ["00000040_gpt.pth"]  # newest = best; step 20's export pruned
     meta = json.loads(ckpts[-1].with_suffix(".json").read_text())
     sd = torch.load(ckpts[-1], weights_only=True)
     fresh = build_unified_voice(meta["hyperparameters"], device="meta").state_dict()

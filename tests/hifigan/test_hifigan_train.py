@@ -41,9 +41,11 @@ def test_tiny_training_run_on_demo(ws):
     assert len(wavs) == 2 and any(n.endswith("_ref.wav") for n in wavs)
     val_stem = (ws / "training" / "demo" / "validation.txt").read_text().split("|")[0].split("/")[-1][:-4]
     assert f"{val_stem}.wav" in wavs
-    # jik876 exports at every save, with a config.json other tools read
+    # jik876 exports of the newest state (the best validation is the same step here), with a config.json
+    # other tools read; the step-12 export was pruned (export_every_save: false), its state is kept
     ck = run / "checkpoints"
-    assert (ck / "g_00000012").is_file() and (ck / "g_00000024").is_file() and (ck / "do_00000024").is_file()
+    assert (ck / "g_00000024").is_file() and (ck / "do_00000024").is_file()
+    assert not (ck / "g_00000012").exists() and (run / "states" / "step_00000012.pt").is_file()
     cfg_json = json.loads((ck / "config.json").read_text())
     assert cfg_json["upsample_rates"] == [8, 8, 4] and cfg_json["num_mels"] == 80 and cfg_json["batch_size"] == 2
     do = torch.load(ck / "do_00000024", map_location="cpu")

@@ -62,6 +62,9 @@ def test_concurrent_status_refreshes_while_a_trainer_starts_and_exits(toy_ws, mo
         assert not errors, repr(errors[:3])
         final = runs.run_status(run)
         assert final.state == "finished", (final, runs.log_tail(run, 30))
+        end = time.monotonic() + 30  # "finished" is written just before the process exits
+        while runs.pid_alive(launched.pid) and time.monotonic() < end:
+            time.sleep(0.05)
         assert not runs.pid_alive(launched.pid)
         assert calls[0] > 50 and "running" in seen, (calls[0], seen)
     finally:
