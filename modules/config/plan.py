@@ -152,6 +152,7 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
                                     "some clips repeat in an epoch.", "ignore, or use a process count that divides "
                                     "the clip count"))
 
+    _manifest_warnings(dataset_dir, warnings)
     _schedule_warnings(config, spe, total, warnings)
     _frequency_warnings(config, spe, total, n_val, warnings)
     _gpu_warnings(config, world, gpus_available, warnings)
@@ -279,3 +280,46 @@ def wav_stats(dataset_dir: Path, files: list[str], segment: int) -> tuple[int | 
         rate = rate or info.samplerate
         short += info.frames < segment
     return rate, short
+
+
+def _manifest_warnings(dataset_dir: Path, out: list[PlanWarning]) -> None:
+    """Every line of the dataset lists: clips that are missing, empty or unreadable (training would
+    stop on them) and clips at another sample rate than most (resampled when loaded: a note)."""
+    try:
+        import soundfile as sf
+    except ImportError:
+        return
+    bad: dict[str, list[str]] = {"missing": [], "empty": [], "unreadable": []}
+    rates: dict[int, list[str]] = {}
+    for name in ("train.txt", "validation.txt"):
+        for rel in list_files(dataset_dir / name):
+            path = dataset_dir / rel
+            if not path.is_file():
+                bad["missing"].append(f"{name}: {rel}")
+                continue
+            if path.stat().st_size == 0:
+                bad["empty"].append(f"{name}: {rel}")
+                continue
+            try:
+                info = sf.info(str(path))
+            except Exception:  # noqa: BLE001 - whatever libsndfile cannot open
+                bad["unreadable"].append(f"{name}: {rel}")
+                continue
+            if info.frames == 0:
+                bad["empty"].append(f"{name}: {rel}")
+                continue
+            rates.setdefault(int(info.samplerate), []).append(rel)
+    for kind, items in bad.items():
+        if items:
+            out.append(PlanWarning("dataset", f"{len(items)} clip(s) of the lists are {kind} "
+                                   f"(first: {', '.join(items[:3])}); training stops on them.",
+                                   "prepare the dataset again, or remove those lines in the Prepare tab's editor",
+                                   "error"))
+    if len(rates) > 1:
+        main = max(rates, key=lambda r: len(rates[r]))
+        others = sorted((r for r in rates if r != main), key=lambda r: -len(rates[r]))
+        first = rates[others[0]][0]
+        n = sum(len(rates[r]) for r in others)
+        out.append(PlanWarning("dataset", f"{n} clip(s) are not at {main} Hz like the others (e.g. {first} at "
+                               f"{others[0]} Hz); they are resampled when loaded, and upsampled clips lack the "
+                               "high frequencies.", "prepare the dataset again with one --sample-rate"))
