@@ -258,8 +258,11 @@ def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:
     checker = load_ref(spec.base_check)
     try:
         problems = checker(c, path)
-    except Exception as exc:  # noqa: BLE001 - a checker failure is a warning, not a crash of Validate
-        problems = [f"could not inspect the base checkpoint: {exc}"]
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is a finding of Validate, not a crash
+        out.append(PlanWarning("base", f"base {c.base} is not a checkpoint this model can read ({exc}).",
+                               "point base at a checkpoint of this model (models/, or an earlier run's "
+                               "checkpoints/ or states/)", "error"))
+        return
     for p in problems or []:
         out.append(PlanWarning("base", str(p), "pick a base that matches the preset, or change the preset "
                                "to the base's sizes", "error"))

@@ -88,7 +88,8 @@ class TrainerFailures:
         msg = (f"non-finite {exc.what} at step {self.step + 1} ({vals}); training stopped and {last}. "
                f"Diagnostic: {diag.relative_to(self.run_dir) if diag else 'n/a'}. Try a lower learning_rate "
                f"(now {self.config.learning_rate:g}), set grad_clip, or use precision bf16/fp32 "
-               f"(now {self.config.precision}); then --resume latest")
+               f"(now {self.config.precision}); then --resume latest --force (the changed settings shape the "
+               "run, so resuming with them needs --force)")
         if self.main:
             log.error(f"error: {msg}")
             self.status.update(state="failed", message=msg)

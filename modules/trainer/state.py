@@ -185,6 +185,10 @@ def resolve_resume(run_states: Path, resume: str, log: Any = print) -> tuple[Pat
         first = Path(resume)
         if not first.is_file():
             raise UserError(f"--resume {resume}: no such state file; use --resume latest or a states/step_X.pt path")
+        if not STATE_RE.match(first.name):
+            what = "a config file" if first.suffix.lower() in (".yaml", ".yml") else "not a training state"
+            raise UserError(f"--resume {resume}: {what}; --resume takes `latest` or a run's states/step_XXXXXXXX.pt "
+                            "(the config is the first argument of train)")
         older = []
         m = STATE_RE.match(first.name)
         if m:
