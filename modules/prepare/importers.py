@@ -112,7 +112,16 @@ def _lookup_keys(audio: Path, base: Path) -> list[str]:
 def scan_voice(voice_dir: Path) -> VoiceScan:
     """List audio files recursively and attach the transcripts that came with them."""
     scan = VoiceScan()
-    files = _visible_files(voice_dir)
+    files = []
+    for p in _visible_files(voice_dir):
+        rel = p.relative_to(voice_dir).as_posix()
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 (surrogate-escaped by the OS layer)
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            scan.skipped.append((shown, "the file name is not valid UTF-8; rename the file"))
+            continue
+        files.append(p)
     audio = [p for p in files if is_audio_file(p)]
     audio_stems = {p.with_suffix("") for p in audio}
     scan.audio = audio

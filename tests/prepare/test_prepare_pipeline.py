@@ -225,3 +225,30 @@ def test_refused_while_a_trainer_holds_a_run_lock_of_the_dataset(workspace):
     assert (run / "train.lock").is_file()  # left behind, but nobody holds it
     result = prepare_voice(ws, "v", NONE)
     assert result.clips == 1 and (result.dataset_dir / "runs" / "r" / "train.lock").is_file()
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path):
+    """Such a name once crashed the writing of dataset.json and lost every valid clip with it."""
+    import os
+
+    import numpy as np
+    import soundfile as sf
+
+    from modules.prepare.options import PrepareOptions
+    from modules.prepare.pipeline import prepare_voice
+    from modules.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    voice = ws.voices / "odd"
+    voice.mkdir()
+    t = np.arange(22050 * 2) / 22050
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sf.write(voice / "good.wav", tone, 22050)
+    (voice / "good.txt").write_text("A good clip with its text.")
+    bad = os.fsencode(str(voice)) + b"/bad\xff.wav"
+    with open(bad, "wb") as fh:
+        sf.write(fh, tone, 22050, format="WAV")
+    result = prepare_voice(ws, "odd", PrepareOptions(transcriber="none"))
+    assert result.clips == 1
+    assert any("not valid UTF-8" in why and "bad" in name for name, why in result.skipped), result.skipped
+    assert (ws.training / "odd" / "dataset.json").is_file()
