@@ -109,3 +109,24 @@ def refresh_text_flags(clips: list[dict[str, Any]]) -> None:
     for c in clips:
         keep = [f for f in c.get("flags", []) if f in AUDIO_FLAGS]
         c["flags"] = sorted(set(keep + by_text[c["file"]]), key=FLAGS.index)
+
+
+DOMINANT_TEXT_SHARE = 0.3  # one text in more than this share of the clips: something went wrong
+
+
+def dataset_warnings(clips: list[dict[str, Any]]) -> list[str]:
+    """Problems of the dataset as a whole. One text repeated across many clips is what whisper
+    hallucinates on silence or noise ("You", "Thank you."), or a transcript file copied for every clip."""
+    counts: dict[str, int] = {}
+    for c in clips:
+        norm = normalized_text(c.get("text", ""))
+        if norm:
+            counts[norm] = counts.get(norm, 0) + 1
+    out = []
+    if counts:
+        text, n = max(counts.items(), key=lambda kv: kv[1])
+        if n >= 3 and n > DOMINANT_TEXT_SHARE * len(clips):
+            out.append(f"{n} of {len(clips)} clips ({100 * n / len(clips):.0f}%) have the same text {text!r}: "
+                       "whisper writes that on silence or noise, or one transcript was given for many files; "
+                       "listen to the clips flagged duplicate_text and fix or delete them before training")
+    return out

@@ -238,6 +238,9 @@ def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareO
         raise UserError(_nothing_usable(voice_dir, skipped, "no clip could be made"))
 
     checks.refresh_text_flags(clips)
+    dataset_warnings = checks.dataset_warnings(clips)
+    for warning in dataset_warnings:
+        log(f"warning: {warning}")
     train, validation = split_files([c["file"] for c in clips], options.validation_percent,
                                     options.validation_count, options.seed)
     val_set = set(validation)
@@ -257,6 +260,7 @@ def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareO
                    "seconds": round(total, 3), "flagged": sum(1 for c in clips if c["flags"])},
         "clips": clips,
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
+        "warnings": dataset_warnings,
     }
     write_dataset(build, meta)
     return PrepareResult(build, len(clips), len(train), len(validation), total, skipped)

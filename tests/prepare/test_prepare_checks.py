@@ -52,3 +52,14 @@ def test_word_error_rate():
     assert word_errors("The cat sat.", "the cat sat") == 0
     assert word_errors("a b c d", "a x c d e") == 2
     assert word_error_rate(["a b", "c d e f"], ["a b", "c d"]) == 2 / 6
+
+
+def test_one_text_dominating_the_dataset_is_a_warning():
+    from modules.prepare.checks import dataset_warnings
+
+    clips = [{"file": f"{i}.wav", "text": "You"} for i in range(6)] + [
+        {"file": f"o{i}.wav", "text": f"A real sentence number {i}."} for i in range(4)]
+    found = dataset_warnings(clips)
+    assert len(found) == 1 and "6 of 10 clips (60%) have the same text 'you'" in found[0]
+    varied = [{"file": f"{i}.wav", "text": f"Sentence {i} here."} for i in range(10)]
+    assert dataset_warnings(varied) == []
