@@ -20,7 +20,7 @@ from modules.trainer.context import seed_everything
 from modules.trainer.logs import get_logger
 from modules.trainer.runfolder import RunLock, RunPaths, list_states, lock_holder, run_dir_for
 from modules.trainer.schedules import lr_factor, total_steps
-from modules.trainer.state import resolve_resume
+from modules.trainer.state import remove_orphan_sidecars, resolve_resume
 
 log = get_logger("trainer")
 
@@ -57,7 +57,7 @@ class TrainerSetup:
                            "command": self.command, "world_size": self.info.world_size})
         self.run_log.open_file(self.paths.log)
         log.info(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command}")
-        stale = remove_temp_files(self.run_dir)  # writes a killed run left half done (never states)
+        stale = remove_temp_files(self.run_dir) + remove_orphan_sidecars(self.paths.states)  # a killed run's leftovers
         if stale:
             log.info(f"removed {len(stale)} unfinished write(s) an interrupted run left behind")
         save_config(self.config, self.paths.config)

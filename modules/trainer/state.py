@@ -84,10 +84,22 @@ def prune_states(states_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` states (and their sidecars); returns the deleted files."""
     removed = []
     for info in list_states(Path(states_dir).parent)[max(1, keep):]:
-        for p in (info.path, info.path.with_suffix(".json")):
+        # the sidecar first: a kill in between leaves a state without a sidecar (still a whole,
+        # listed state) rather than a sidecar that describes nothing
+        for p in (info.path.with_suffix(".json"), info.path):
             if p.exists():
                 p.unlink()
                 removed.append(p)
+    return removed
+
+
+def remove_orphan_sidecars(states_dir: Path) -> list[Path]:
+    """Sidecars whose state is gone (left by a kill in an older version's pruning)."""
+    removed = []
+    for side in Path(states_dir).glob("step_*.json"):
+        if not side.with_suffix(".pt").exists():
+            side.unlink(missing_ok=True)
+            removed.append(side)
     return removed
 
 

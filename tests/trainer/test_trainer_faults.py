@@ -21,11 +21,13 @@ def test_temp_files_of_killed_writes_are_removed_at_the_next_start(ws):  # noqa:
     for p in leftovers:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half a state")
+    orphan = run / "states" / "step_00000002.json"  # a sidecar whose state was pruned
+    orphan.write_text("{}")
     assert [s.step for s in list_states(run)] == [4]  # never taken for a state
     rc, run = train(ws, "tmp", "max_steps=8", resume="latest")
     assert rc == 0
-    assert not any(p.exists() for p in leftovers)
-    assert "removed 3 unfinished write(s)" in (run / "train.log").read_text()
+    assert not any(p.exists() for p in leftovers) and not orphan.exists()
+    assert "removed 4 unfinished write(s)" in (run / "train.log").read_text()
     assert not list(run.rglob(f"{TEMP_PREFIX}*"))
 
 
