@@ -143,6 +143,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         with gr.Row():
             run_pick = gr.Dropdown([r[0] for r in runs_table(ws)], label="Run", elem_id="train-run-pick", scale=3)
             keep = gr.Number(1, precision=0, minimum=0, label="States to keep", elem_id="train-keep", scale=1)
+            export_btn = gr.Button("Write exports", elem_id="train-export", scale=1)
             del_states_btn = gr.Button("Delete old states", elem_id="train-del-states", scale=1)
             del_run_btn = gr.Button("Delete run…", variant="stop", elem_id="train-del-run", scale=1)
         with gr.Row(visible=False) as confirm_row:
@@ -418,6 +419,16 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             return (describe_exception(exc, "Delete states"),) + on_runs_refresh()
         return (ok(f"Removed {len([p for p in removed if p.suffix == '.pt'])} old state(s) of `{run}`."),
                 *on_runs_refresh())
+
+    def on_export(run):
+        """g_/do_ or _gpt.pth of the newest state, when they were pruned or a kill cut them short."""
+        try:
+            res = runs.write_exports(ws, ws.inside(run or ""))
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Write exports")
+        return ok(f"Writing the exports of `{run}`'s newest state (pid {res.pid}); they appear in its checkpoints/.")
+
+    export_btn.click(on_export, run_pick, runs_msg)
 
     def ask_delete(run, what):
         if not run:

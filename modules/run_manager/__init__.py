@@ -16,7 +16,7 @@ from modules.run_manager.discovery import (
     read_config_yaml,
     run_dir_for_config,
 )
-from modules.run_manager.manage import delete_old_states, delete_run
+from modules.run_manager.manage import delete_old_states, delete_run, write_exports
 from modules.run_manager.metrics import (
     MetricsReader,
     metric_frames,
@@ -33,7 +33,7 @@ from modules.trainer.runfolder import StateInfo, list_states
 __all__ = [
     "StateInfo", "config_label", "list_base_models", "list_checkpoints", "list_configs", "list_runs",
     "list_states", "read_config_yaml", "run_dir_for_config", "run_summary",
-    "delete_old_states", "delete_run",
+    "delete_old_states", "delete_run", "write_exports",
     "MetricsReader", "metric_frames", "progress", "read_metrics",
     "LaunchResult", "RunStatus", "StopResult", "build_train_command", "launch", "lock_holder", "log_tail",
     "pid_alive", "run_status", "stop",

@@ -54,3 +54,18 @@ def delete_run(ws: Workspace, run_dir: Path) -> Path:
     for p in launcher_paths(run_dir):
         p.unlink(missing_ok=True)
     return run_dir
+
+
+def write_exports(ws: Workspace, run_dir: Path):
+    """Write the interchange files of the run's newest state (``train --export-only``, detached like a run)."""
+    from modules.run_manager.process import build_train_command, spawn_detached
+    from modules.trainer.runfolder import RunPaths, list_states
+
+    run_dir = _checked_run_dir(ws, run_dir)
+    if not list_states(run_dir):
+        raise UserError(f"{run_dir.name}: no saved state to export from")
+    _refuse_if_active(run_dir, "write its exports")
+    # the run folder keeps its own copy of the config; run_name points the trainer back at this folder
+    cmd = build_train_command(ws, RunPaths(run_dir).config, "latest",
+                              extra=["--export-only", "--set", f"run_name={run_dir.name}"])
+    return spawn_detached(run_dir, cmd)

@@ -43,3 +43,4 @@ def test_a_missing_export_is_written_from_the_newest_state(ws):  # noqa: F811
                           timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert newest.is_file() and "exports of step 8 written" in read_status(run)["message"]
+
