@@ -52,6 +52,7 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def disk_full_error(path: Path, needed: int | None, exc: BaseException) -> DiskFullError:
+    """'no space left on PATH: free N GB (a state needs about M GB)': M from the file's older siblings."""
     import errno
     import shutil
 
@@ -59,9 +60,13 @@ def disk_full_error(path: Path, needed: int | None, exc: BaseException) -> DiskF
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
-    need = f" (a file here needs about {needed / 1e9:.2f} GB)" if needed else ""
-    return DiskFullError(errno.ENOSPC, f"no space left on the disk of {path.parent}: {free / 1e9:.2f} GB free"
-                         f"{need}; free space there or move the workspace, then resume", str(path))
+    stem = path.name.rstrip("0123456789.pt")  # step_00000008.pt -> step_, g_00000008 -> g_
+    siblings = [p.stat().st_size for p in path.parent.glob(f"{stem}*") if p.is_file() and p != path] if stem else []
+    needed = max([needed or 0, *siblings]) or None
+    what = "a state" if path.parent.name == "states" else f"{path.name}"
+    need = f" ({what} needs about {needed / 1e9:.2f} GB)" if needed else ""
+    return DiskFullError(errno.ENOSPC, f"no space left on {path.parent}: free {free / 1e9:.2f} GB{need}; free "
+                         "space there or move the workspace, then resume", str(path))
 
 
 @contextmanager

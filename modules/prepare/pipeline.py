@@ -143,6 +143,10 @@ def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareO
             continue
         duration = len(samples) / float(rate)
         loud = Loudness(samples, rate)
+        if rate < rate_out:
+            log(f"note: {rel} is {rate} Hz: upsampled to {rate_out} Hz, it has nothing above {rate // 2} Hz "
+                "(a model learns that dullness); record or export at {rate_out} Hz or more if you can"
+                .replace("{rate_out}", str(rate_out)))
 
         if not use_whisper:
             text = scan.transcripts.get(path)
