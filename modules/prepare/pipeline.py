@@ -42,6 +42,8 @@ LogFn = Callable[[str], None]
 DATASET_ENTRIES = {"audio", TRAIN_LIST, VALIDATION_LIST, DATASET_JSON}
 CACHE_DIR = Path(".cache") / "transcripts"
 
+LONG_SILENCE_SECONDS = 30.0  # near silence this long in one recording is not a pause between sentences
+
 
 @dataclass
 class PrepareResult:
@@ -143,6 +145,18 @@ def _build(workspace: Workspace, voice_dir: Path, build: Path, options: PrepareO
             continue
         duration = len(samples) / float(rate)
         loud = Loudness(samples, rate)
+        silent = loud.silent_stretches(LONG_SILENCE_SECONDS)
+        if silent and sum(b - a for a, b in silent) > 0.9 * duration:
+            # a silent recording: transcripts given would make it one long clip, whisper hallucinates on it
+            reason = f"near silence for {sum(b - a for a, b in silent):.0f} of {duration:.0f} s; nothing to learn"
+            skipped.append((rel, reason))
+            log(f"skipped {rel}: {reason}")
+            done_size += size
+            continue
+        if silent:
+            log(f"warning: {rel} has {len(silent)} stretch(es) of near silence of {LONG_SILENCE_SECONDS:.0f} s or "
+                f"more (longest {max(b - a for a, b in silent):.0f} s); whisper may write text that was never "
+                "said there: check its clips")
         if rate < rate_out:
             log(f"note: {rel} is {rate} Hz: upsampled to {rate_out} Hz, it has nothing above {rate // 2} Hz "
                 "(a model learns that dullness); record or export at {rate_out} Hz or more if you can"

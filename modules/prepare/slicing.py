@@ -53,6 +53,19 @@ class Loudness:
         self.loud = self.db > self.threshold
         self.duration = len(samples) / float(rate)
 
+    def silent_stretches(self, min_seconds: float, dbfs: float = -45.0) -> list[tuple[float, float]]:
+        """Stretches of at least ``min_seconds`` below ``dbfs`` (absolute: near silence, whatever the floor)."""
+        quiet = self.db < dbfs
+        out, start = [], None
+        for i, q in enumerate(np.append(quiet, False)):
+            if q and start is None:
+                start = i
+            elif not q and start is not None:
+                if (i - start) * self.frame >= min_seconds:
+                    out.append((start * self.frame, i * self.frame))
+                start = None
+        return out
+
     def _frame(self, t: float) -> int:
         return int(np.clip(t / self.frame, 0, max(len(self.loud) - 1, 0)))
 

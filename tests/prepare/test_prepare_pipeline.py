@@ -252,3 +252,31 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path):
     assert result.clips == 1
     assert any("not valid UTF-8" in why and "bad" in name for name, why in result.skipped), result.skipped
     assert (ws.training / "odd" / "dataset.json").is_file()
+
+
+def test_silent_recordings_are_skipped_and_long_silences_flagged(tmp_path):
+    """A 30-minute silent take once became one 1,800 s clip (or 60 hallucinated "You" clips)."""
+    import numpy as np
+    import soundfile as sf
+
+    from modules.prepare.options import PrepareOptions
+    from modules.prepare.pipeline import prepare_voice
+    from modules.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    voice = ws.voices / "quiet"
+    voice.mkdir()
+    rate = 22050
+    t = np.arange(rate * 3) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    hiss = (0.0005 * np.random.default_rng(0).standard_normal(rate * 60)).astype(np.float32)  # about -66 dBFS
+    sf.write(voice / "speech.wav", tone, rate)
+    sf.write(voice / "silent.wav", hiss, rate)
+    sf.write(voice / "gap.wav", np.concatenate([tone, hiss[: rate * 40], tone]), rate)
+    for name in ("speech", "silent", "gap"):
+        (voice / f"{name}.txt").write_text(f"Some words for {name}.")
+    lines: list[str] = []
+    result = prepare_voice(ws, "quiet", PrepareOptions(transcriber="none", max_seconds=120.0), log=lines.append)
+    assert any(name == "silent.wav" and "near silence for 60 of 60 s" in why for name, why in result.skipped)
+    assert result.clips == 2
+    assert any(line.startswith("warning: gap.wav has 1 stretch(es) of near silence") for line in lines), lines
