@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.autoregressive.unified_voice import GroupNorm32, _norm_groups
+from modules.autoregressive.unified_voice import GroupNorm32, _norm_groups, qkv_attention
 
 # the constructor arguments tortoise's api.py uses for diffusion_decoder.pth
 DIFFUSION_HYPERPARAMETERS: dict[str, Any] = {
@@ -78,16 +78,7 @@ class AttentionBlock(nn.Module):
         self.relative_pos_embeddings = RelativePositionBias(scale=(channels // num_heads) ** 0.5, heads=num_heads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, length = x.shape
-        qkv = self.qkv(self.norm(x))
-        ch = c // self.heads
-        q, k, v = qkv.reshape(b * self.heads, 3 * ch, length).split(ch, dim=1)
-        scale = 1.0 / math.sqrt(math.sqrt(ch))
-        weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
-        weight = self.relative_pos_embeddings(weight.reshape(b, self.heads, length, length))
-        weight = weight.reshape(b * self.heads, length, length)
-        weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
-        a = torch.einsum("bts,bcs->bct", weight, v).reshape(b, c, length)
+        a = qkv_attention(self.qkv(self.norm(x)), self.heads, self.relative_pos_embeddings)
         return x + self.proj_out(a)
 
 

@@ -64,16 +64,22 @@ class AttentionBlock(nn.Module):
         nn.init.zeros_(self.proj_out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, length = x.shape
-        qkv = self.qkv(self.norm(x))
-        ch = c // self.heads
-        # channels are grouped per head as [q | k | v]
-        q, k, v = qkv.reshape(b * self.heads, 3 * ch, length).split(ch, dim=1)
-        scale = 1.0 / math.sqrt(math.sqrt(ch))
-        weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
-        weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
-        a = torch.einsum("bts,bcs->bct", weight, v).reshape(b, c, length)
-        return x + self.proj_out(a)
+        return x + self.proj_out(qkv_attention(self.qkv(self.norm(x)), self.heads))
+
+
+def qkv_attention(qkv: torch.Tensor, heads: int, bias=None) -> torch.Tensor:
+    """tortoise's ``QKVAttentionLegacy``: ``qkv`` ``[B, 3C, T]`` with channels grouped per head as
+    [q | k | v]; q and k each scaled by head_width^-1/4; ``bias`` (``[B, H, T, T] -> same``) is
+    applied to the logits before the fp32 softmax. Returns ``[B, C, T]``."""
+    b, c3, length = qkv.shape
+    ch = c3 // (3 * heads)
+    q, k, v = qkv.reshape(b * heads, 3 * ch, length).split(ch, dim=1)
+    scale = 1.0 / math.sqrt(math.sqrt(ch))
+    weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
+    if bias is not None:
+        weight = bias(weight.reshape(b, heads, length, length)).reshape(b * heads, length, length)
+    weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
+    return torch.einsum("bts,bcs->bct", weight, v).reshape(b, heads * ch, length)
 
 
 class ConditioningEncoder(nn.Module):
