@@ -222,3 +222,25 @@ def test_try_it_vocodes_and_speaks_with_real_checkpoints(tmp_path, shared):
     out = vocode_clip(ws, g, clip)
     wave, rate = sf.read(out)
     assert rate == 22050 and abs(len(wave) - sf.info(root / clip).frames) <= 256
+
+
+def test_a_second_try_it_does_not_reload_the_models(tmp_path, shared, monkeypatch):
+    """Try it keeps the last checkpoint's models (one entry): a second click reuses them, another
+    checkpoint replaces them."""
+    from app import try_it
+    from modules.autoregressive import synthesize
+    from tests.autoregressive.test_ar_recipe import make_ar_workspace, train
+
+    root = make_ar_workspace(tmp_path / "ws")
+    ws = Workspace.open(root)
+    run = train(root, "ar", ["max_steps=2", "save_every_steps=1", "keep_states=2", "export_every_save=true",
+                             "validate_every_steps=null"])
+    loads = []
+    real = synthesize.load_models
+    monkeypatch.setattr(synthesize, "load_models", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    ckpts = [v for label, v in try_it.checkpoint_choices(ws, run) if "_gpt.pth" in v]
+    assert len(ckpts) == 2
+    clip = "training/demo/audio/" + sorted(p.name for p in (root / "training/demo/audio").iterdir())[0]
+    for ckpt in (ckpts[0], ckpts[0], ckpts[1], ckpts[1]):
+        try_it.speak_text(ws, ckpt, [clip], "Hello.")
+    assert len(loads) == 2 and len(try_it._SPEECH) == 1
