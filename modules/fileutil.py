@@ -60,8 +60,11 @@ def disk_full_error(path: Path, needed: int | None, exc: BaseException) -> DiskF
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
-    stem = path.name.rstrip("0123456789.pt")  # step_00000008.pt -> step_, g_00000008 -> g_
-    siblings = [p.stat().st_size for p in path.parent.glob(f"{stem}*") if p.is_file() and p != path] if stem else []
+    import re
+
+    stem = re.sub(r"\d+(\.pt)?$", "", path.name)  # step_00000008.pt -> step_, g_00000008 -> g_
+    siblings = [p.stat().st_size for p in path.parent.glob(f"{stem}*")
+                if p.is_file() and p != path and not p.name.startswith(TEMP_PREFIX)] if stem != path.name else []
     needed = max([needed or 0, *siblings]) or None
     what = "a state" if path.parent.name == "states" else f"{path.name}"
     need = f" ({what} needs about {needed / 1e9:.2f} GB)" if needed else ""

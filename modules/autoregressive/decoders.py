@@ -196,6 +196,12 @@ class LoadedDecoder:
 
         joiner = ChunkJoiner(overlap)
         latents: list[torch.Tensor] = []
+
+        def decoded() -> torch.Tensor:
+            with self.autocast():
+                wave = self.hifi.inference(torch.stack(latents, dim=1), voice.gpt_latent)
+            return joiner.add(wave.float().reshape(-1).clamp(-1, 1).cpu())
+
         pending = 0
         for token, latent in gpt.generate(voice.gpt_latent, text_ids, 1, generator=generator, **sampling):
             latents.append(latent[:1])
@@ -203,17 +209,13 @@ class LoadedDecoder:
             finished = int(token[0]) == int(gpt.stop_mel_token)
             if pending >= chunk_codes or finished:
                 pending = 0
-                with self.autocast():
-                    wave = self.hifi.inference(torch.stack(latents, dim=1), voice.gpt_latent)
-                chunk = joiner.add(wave.float().reshape(-1).clamp(-1, 1).cpu())
+                chunk = decoded()
                 if chunk.numel():
                     yield chunk
             if finished:
                 break
-        if pending and latents:
-            with self.autocast():
-                wave = self.hifi.inference(torch.stack(latents, dim=1), voice.gpt_latent)
-            chunk = joiner.add(wave.float().reshape(-1).clamp(-1, 1).cpu())
+        if pending:  # the length cap ended generation between chunks
+            chunk = decoded()
             if chunk.numel():
                 yield chunk
         tail = joiner.finish()

@@ -329,7 +329,7 @@ class HifiganRecipe(Recipe):
     # --- export -------------------------------------------------------------------------------
     def export(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                step: int, epoch: int, checkpoint_dir: Path) -> list[Path]:
-        """jik876 ``g_``/``do_``/``config.json``; every ``g_`` is kept, ``do_`` only for the newest K saves."""
+        """jik876 ``g_``/``do_``/``config.json`` of this step (``modules.trainer.exports`` prunes older ones)."""
         checkpoint_dir = Path(checkpoint_dir)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         g_path = ckpt.save_g(checkpoint_dir / f"g_{step:08d}", self.unwrap(models["generator"]))
@@ -337,12 +337,7 @@ class HifiganRecipe(Recipe):
                                self.unwrap(models["msd"]), optimizers.get("generator"),
                                optimizers.get("discriminator"), step, epoch)
         cfg_path = ckpt.write_config(checkpoint_dir / "config.json", self.jik876_config())
-        keep = int(self.config.keep_states or 0)
-        if keep > 0:
-            dos = sorted((p for p in checkpoint_dir.glob("do_*") if ckpt.step_of(p) is not None), key=ckpt.step_of)
-            for old in dos[:-keep]:
-                old.unlink(missing_ok=True)
-        return [g_path, do_path, cfg_path]
+        return [g_path, do_path, cfg_path]  # which steps' files stay is the trainer's export policy
 
 
 def check_base(config: Any, base_path: Path) -> list[str]:
