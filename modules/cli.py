@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "prepare": "modules.prepare.cli",
     "config": "modules.config.cli",
     "train": "modules.trainer.cli",
+    "evaluate": "modules.evaluation.cli",
+    "export": "modules.evaluation.export_cli",
 }
 
 

@@ -363,7 +363,6 @@ class AutoregressiveRecipe(Recipe):
             return []
         decoder = self.decoder()
         voice = voice_from_waves(model, self.mel, decoder, self._voice_waves(), self.seed, key="train-voice")
-        gen = torch.Generator().manual_seed(self.seed + step)
         sampling = {"max_tokens": self.options.sample_max_mel_tokens,
                     "temperature": self.options.sample_temperature,
                     "top_p": self.options.sample_top_p}
@@ -372,12 +371,16 @@ class AutoregressiveRecipe(Recipe):
         out = []
         for i in range(min(limit, len(ds))):
             item = ds[i]
+            # one seed per text, the same at every step: the steps' samples differ by the model alone
+            seed = text_seed(self.seed, item["text"])
+            gen = torch.Generator().manual_seed(seed)
             codes = model.sample_codes(voice.gpt_latent, item["text"], generator=gen, **sampling)[0]
-            wave = decoder.render(model, item["text"], codes, voice, seed=self.seed + step + i)
+            wave = decoder.render(model, item["text"], codes, voice, seed=seed)
             ref = torch.from_numpy(ds.audio.clip(ds.entries[i].index))
             out.append(AudioSample(name=f"sample{i:02d}", wave=wave, sample_rate=decoder.sample_rate,
                                    reference=ref, reference_rate=self.mel_rate,
-                                   mel_image=getattr(decoder, "last_mel", None), rendered_by=decoder.label()))
+                                   mel_image=getattr(decoder, "last_mel", None), rendered_by=decoder.label(),
+                                   text=item["text"]))
         return out
 
     # --- export -------------------------------------------------------------------------------
@@ -394,3 +397,10 @@ class AutoregressiveRecipe(Recipe):
             "tokenizer": str(self._path("tokenizer")), "mel_norms": str(self._path("mel_norms")),
             "dvae": str(self._path("dvae"))})
         return [pth, meta]
+
+
+def text_seed(seed: int, text: str) -> int:
+    """The sampling seed of one validation text: fixed per (run seed, text), never per step."""
+    import zlib
+
+    return (int(seed) * 1_000_003 + zlib.crc32(text.encode("utf-8"))) % (2**31 - 1)

@@ -41,6 +41,7 @@ import yaml
 from modules import model_registry as registry
 from modules.config import presets
 from modules.config.fields import ConfigError, option
+from modules.evaluation.options import EvaluationOptions
 
 SCHEDULE_TYPES = ("exponential", "multistep", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -93,6 +94,8 @@ class TrainConfig:
     # top-level for every model as configs have always had them; only the autoregressive model reads them
     text_lr_weight: float = _f(0.01, lo=0.0, help="autoregressive: weight of the text cross-entropy")
     mel_lr_weight: float = _f(1.0, lo=0.0, help="autoregressive: weight of the mel cross-entropy")
+    evaluation: EvaluationOptions = field(default_factory=EvaluationOptions,
+                                          metadata={"help": "scoring of validation audio (modules.evaluation)"})
     # the model's own YAML section (its spec's options dataclass), written under the model's name
     section: Any = field(default=None, repr=False, compare=True, metadata={"section": True})
 
@@ -124,8 +127,8 @@ RESUME_SAFE_KEYS: frozenset[str] = frozenset({
 
 
 def resume_safe(key: str) -> bool:
-    """True when changing dotted ``key`` keeps a state resumable."""
-    if key in RESUME_SAFE_KEYS:
+    """True when changing dotted ``key`` keeps a state resumable (scoring keys never change training)."""
+    if key in RESUME_SAFE_KEYS or key == "evaluation" or key.startswith("evaluation."):
         return True
     section, _, rest = key.partition(".")
     return bool(rest) and section in registry.SPECS and rest in registry.get(section).resume_safe
@@ -307,7 +310,9 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """Plain dict in file order, holding only the model's own section."""
     out = {f.name: copy.deepcopy(getattr(config, f.name)) for f in dataclasses.fields(config)
            if not f.metadata.get("section")}
-    out["lr_schedule"] = dataclasses.asdict(config.lr_schedule)
+    for name, value in list(out.items()):
+        if dataclasses.is_dataclass(value):
+            out[name] = dataclasses.asdict(value)
     out[config.model] = dataclasses.asdict(config.section)
     return out
 

@@ -62,6 +62,7 @@ class HifiganRecipe(Recipe):
         self._base_do: dict[str, Any] | None = None
         self._tortoise_mel: nn.Module | None = None
         self._val_names: list[str] = []
+        self._val_texts: dict[str, str] = {}  # clip stem -> transcript (what the scorer checks)
         if self.features == "files":
             self._prepare_feature_files()
         elif self.features == "tortoise_mel":
@@ -213,6 +214,7 @@ class HifiganRecipe(Recipe):
                                               "hifigan-validation"), None, self.seed, self.hop)
         cache = build_cache(paths, int(self.h["sampling_rate"]), self._cache_dir(), "hifigan-validation")
         self._val_names = [Path(n).stem for n in cache.names]
+        self._val_texts = validation_texts(self.dataset_dir)
         files = None
         if self.features == "files":
             files, channels = check_features([Path(n) for n in cache.names], cache, self.h["feature_suffix"], self.hop)
@@ -314,7 +316,7 @@ class HifiganRecipe(Recipe):
                     if len(samples) < limit:
                         name = self._val_names[index] if index < len(self._val_names) else f"clip{index:03d}"
                         samples.append(AudioSample(name=name, wave=out, sample_rate=sr, reference=ref,
-                                                   mel_image=mel_hat[0].cpu()))
+                                                   mel_image=mel_hat[0].cpu(), text=self._val_texts.get(name)))
                     index += 1
         finally:
             generator.train(was_training)
@@ -377,3 +379,10 @@ def _as_state(data: Any, path: Path) -> TrainingState:
     if not is_state(data):
         raise UserError(f"{path}: neither a jik876 g_ file nor a Voicetune HiFi-GAN training state")
     return TrainingState(Path(path), data)
+
+
+def validation_texts(dataset_dir: Path) -> dict[str, str]:
+    """Clip stem -> transcript of ``validation.txt`` (the intended words of each resynthesised clip)."""
+    from modules.prepare.manifest import read_list as read_manifest
+
+    return {Path(f).stem: t for f, t in read_manifest(Path(dataset_dir) / "validation.txt")}

@@ -64,6 +64,7 @@ from modules.trainer.logs import RunLog, get_logger
 from modules.trainer.metrics import MetricsLog, StatusFile, TensorBoard
 from modules.trainer.recipe import Recipe
 from modules.trainer.reporting import TrainerReporting
+from modules.trainer.scoring import ScoringHook
 from modules.trainer.setup import TrainerSetup
 from modules.trainer.signals import StartupStop, StopRequest
 from modules.trainer.state import restore_rng
@@ -109,6 +110,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
         self._resume_found: tuple[Path, dict[str, Any]] | None = None
         self._validated_at: int | None = None  # the step the last validation ran at
         self.export_only = export_only
+        self.scoring: ScoringHook | None = None  # rank 0: the validation scorer process and its alarm
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -200,6 +202,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             self.metrics.truncate_after(self.step)
             # purge only what comes after the resumed state: the step it was saved at stays in TensorBoard
             self.tb = TensorBoard(self.paths.tensorboard, purge_step=self.step + 1)
+            self.scoring = ScoringHook(self)
             self.status.update(step=self.step, epoch=self._epoch_progress(), total_steps=self.total,
                                steps_per_epoch=self.spe, message="training")
             gb = c.batch_size * c.grad_accumulation * self.info.world_size
@@ -236,10 +239,13 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                 return self._oom()  # the CPU allocator's and some backends' wording
             raise
         if self.main:
+            reason = self.scoring.stop_reason if self.scoring is not None else None
             self.status.update(state=outcome, message=outcome if outcome == "finished" else
-                               f"stopped by {stop.signal_name or 'a signal'} at step {self.step}",
+                               reason or f"stopped by {stop.signal_name or 'a signal'} at step {self.step}",
                                step=self.step, epoch=self._epoch_progress())
         self.log(f"{outcome} at step {self.step}")
+        if outcome == "stopped" and self.scoring is not None and self.scoring.stop_reason:
+            self.log(self.scoring.stop_reason)
         return EXIT_OK
 
     def _loop(self, stop: StopRequest) -> str:
@@ -310,6 +316,9 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                 if self._due(c.validate_every_steps, c.validate_every_epochs, epoch_end) or (
                         finished and (c.validate_every_steps or c.validate_every_epochs)):
                     self.validate()
+                    if c.evaluation.stop_when_worse and not finished:  # every rank asks: one stops, all stop
+                        wants = bool(self.scoring is not None and self.scoring.stop_reason)
+                        stopping = D.any_rank(wants, self.device) or stopping
                 if self._due(c.save_every_steps, c.save_every_epochs, epoch_end) or finished or stopping:
                     self.save()
                 if stopping:

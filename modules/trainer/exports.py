@@ -2,7 +2,8 @@
 
 A state already holds everything; the recipe's export files exist so other tools can load the
 result. Writing them at every save doubles disk use for the same information, so by default a
-run keeps the exports of its newest state and of its best validation (lowest main metric) only;
+run keeps the exports of its newest state, of its best validation (lowest main metric) and, when
+validation audio is scored, of the best-scored step and of steps whose scores are still coming only;
 ``export_every_save: true`` keeps every one. ``checkpoints/exports.json`` records what was written
 at which step, so a kill between the state and its export is noticed and repaired at the next
 start (the export is written again from that state).
@@ -45,12 +46,14 @@ def missing(ckpt_dir: Path, step: int) -> bool:
     return not names or not all((Path(ckpt_dir) / n).is_file() for n in names)
 
 
-def prune(ckpt_dir: Path, newest: int, keep_every: bool) -> list[Path]:
-    """Delete the exports of steps other than the newest and the best (unless ``keep_every``)."""
+def prune(ckpt_dir: Path, newest: int, keep_every: bool, also_keep: set[int] | frozenset[int] = frozenset()
+          ) -> list[Path]:
+    """Delete the exports of steps other than the newest, the best validation loss and ``also_keep``
+    (the best-scored step and steps still waiting for their scores), unless ``keep_every``."""
     if keep_every:
         return []
     data = _record(ckpt_dir)
-    keep = {str(newest)} | ({str(data["best"]["step"])} if data.get("best") else set())
+    keep = {str(newest)} | ({str(data["best"]["step"])} if data.get("best") else set()) | {str(s) for s in also_keep}
     removed = []
     for step, names in list(data["exports"].items()):
         if step in keep:

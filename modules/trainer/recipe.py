@@ -30,6 +30,7 @@ class AudioSample:
     mel_image: torch.Tensor | None = None  # [mels, frames] for a TensorBoard image, optional
     reference_rate: int | None = None  # the reference's rate when it differs from ``sample_rate``
     rendered_by: str | None = None  # what made the audio (shown beside the player and in train.log)
+    text: str | None = None  # what the clip says (its word error rate is scored against it)
 
 
 @dataclass

@@ -69,7 +69,8 @@ class TrainerReporting:
         paths = self.recipe.export(self.plain, self.optimizers, self.step, self.epoch, self.paths.checkpoints) or []
         exports.record(self.paths.checkpoints, self.step, list(paths),
                        self.last_val_loss if validated_now else None)
-        exports.prune(self.paths.checkpoints, self.step, self.config.export_every_save)
+        exports.prune(self.paths.checkpoints, self.step, self.config.export_every_save,
+                      self.scoring.protected_steps() if self.scoring is not None else set())
 
     def _lr(self) -> dict[str, float]:
         return {n: float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()}
@@ -124,6 +125,8 @@ class TrainerReporting:
             np.random.set_state(npst)
             self._restore_modes()
             self._report_validation(result)
+            if self.scoring is not None:
+                self.scoring.after_validation()
         D.barrier()
         return result
 
@@ -156,7 +159,8 @@ class TrainerReporting:
 
     def _describe_samples(self, samples: list) -> None:
         """``samples/step_X/samples.json`` and a train.log line: what rendered each clip, at what rate."""
-        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate} for s in samples}
+        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate, "text": s.text}
+                for s in samples}
         atomic_write_json(self.paths.sample_info(self.step), info)
         by = sorted({f"{s.rendered_by or self.recipe.name} at {s.sample_rate} Hz" for s in samples})
         log.info(f"validation samples (step {self.step}): {len(samples)} rendered by {'; '.join(by)}")
