@@ -61,6 +61,7 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Batch and hardware", ("batch_size", "grad_accumulation", "precision", "gpus", "num_workers", "seed")),
     ("Saving and validation", ("save_every_steps", "save_every_epochs", "validate_every_steps",
                                "validate_every_epochs", "log_every_steps", "keep_states", "validation_samples")),
+    ("Validation scoring (which checkpoint is best)", ("evaluation",)),
 ]
 OTHER_GROUP = "Other"
 # which lr_schedule fields matter for which schedule type (the others are hidden, still saved)

@@ -66,7 +66,7 @@ def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
     return frame.rename(columns={x: "x"}) if x != "x" else frame
 
 
-PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (higher is better)", "lr": "Learning rate",
+PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (val_wer: lower is better; the others: higher)", "lr": "Learning rate",
                "grad_norm": "Gradient norm"}
 
 

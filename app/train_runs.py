@@ -40,11 +40,14 @@ def run_dir_of(ws: Workspace, label: str) -> Path | None:
 
 def resume_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
     """"start fresh" first, then the run's states newest first with step, epoch, val loss, time."""
+    from app.evaluation_view import best_step, mark_best
+
     out = [("start fresh", FRESH)]
     if run_dir is None:
         return out
+    best = best_step(run_dir)
     for s in runs.list_states(run_dir):
-        out.append((s.label(), rel_path(ws, s.path)))
+        out.append((mark_best(s.label(), s.step, best), rel_path(ws, s.path)))
     return out
 
 
@@ -58,17 +61,19 @@ def active_config(ws: Workspace) -> str | None:
 
 
 def runs_table(ws: Workspace) -> list[list[Any]]:
-    """Rows of the runs list: run, model, state, step, states, last metrics, command."""
+    """Rows of the runs list: run, model, state, step, states, last metrics, best step, command."""
+    from app.evaluation_view import best_step, best_summary
+
     rows = []
     for run_dir in runs.list_runs(ws):
         s = runs.run_summary(ws, run_dir)
         rows.append([s["path"], s["model"], s["state"], s["step"], s["states"], s["last train"],
-                     s["last validation"], s["command"]])
+                     s["last validation"], best_summary(best_step(run_dir)), s["command"]])
     return rows
 
 
 RUNS_HEADERS = ["run folder", "model", "state", "step", "states", "last train metrics", "last validation",
-                "command"]
+                "best (scored)", "command"]
 
 
 def sample_step_choices(run_dir: Path | None) -> list[tuple[str, str]]:

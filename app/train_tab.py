@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.access import playable
+from app.evaluation_view import best_step, evaluation_markdown, export_best
 from app.live_audio import PLAY_CHUNK_JS
 from app.train_plots import PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection, shown_series_frame
 from app.train_runs import (
@@ -76,6 +77,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     status = gr.HTML(status_html(runs.RunStatus("idle"), None, ""), elem_id="train-status")
     failure = gr.Textbox("", label="Failure", lines=8, max_lines=20, visible=False, interactive=False,
                          elem_id="train-failure")
+    # validation scoring: the best step, the overfitting alarm, a scorer that is off
+    eval_md = gr.Markdown("", elem_id="train-eval")
     with gr.Row():
         x_axis = gr.Radio(["step", "epoch"], value="step", label="x axis", elem_id="train-x", scale=1)
         smoothing = gr.Slider(0.0, 0.99, value=0.6, step=0.01, label="Smoothing (train curves)",
@@ -138,12 +141,13 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     with gr.Accordion("Runs", open=True, elem_id="train-runs"):
         runs_df = gr.Dataframe(runs_table(ws), headers=RUNS_HEADERS, interactive=False, wrap=True,
-                               column_widths=["16%", "8%", "8%", "6%", "6%", "22%", "16%", "18%"],
+                               column_widths=["14%", "7%", "7%", "5%", "5%", "19%", "14%", "14%", "15%"],
                                elem_id="train-runs-table")
         with gr.Row():
             run_pick = gr.Dropdown([r[0] for r in runs_table(ws)], label="Run", elem_id="train-run-pick", scale=3)
             keep = gr.Number(1, precision=0, minimum=0, label="States to keep", elem_id="train-keep", scale=1)
             export_btn = gr.Button("Write exports", elem_id="train-export", scale=1)
+            export_best_btn = gr.Button("Export best", elem_id="train-export-best", scale=1)
             del_states_btn = gr.Button("Delete old states", elem_id="train-del-states", scale=1)
             del_run_btn = gr.Button("Delete run…", variant="stop", elem_id="train-del-run", scale=1)
         with gr.Row(visible=False) as confirm_row:
@@ -159,7 +163,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     # ---- refresh (timer, page load, config change) -----------------------------------------
     sample_outputs = [sample_note] + [c for slot in slots for c in slot]
     plot_outputs = {"loss": loss_plot, "quality": quality_plot, "lr": lr_plot, "grad_norm": grad_plot}
-    live_outputs = [status, failure, console, start_btn, stop_btn, *plot_outputs.values(),
+    live_outputs = [status, failure, eval_md, console, start_btn, stop_btn, *plot_outputs.values(),
                     resume, sample_step, config, series, runs_df, try_ckpt, try_clip, cache] + sample_outputs
 
     def refresh(label, x, smooth, step_choice, resume_value, shown, cache_in):
@@ -170,7 +174,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         run_dir = run_dir_of(ws, label) if label else None
         if run_dir is None:
             st = runs.RunStatus("idle")
-            ups = [status_html(st, None, ""), gr.update(visible=False, value=""), "",
+            ups = [status_html(st, None, ""), gr.update(visible=False, value=""), "", "",
                    gr.update(interactive=bool(label)), gr.update(interactive=False),
                    *[gr.update()] * len(plot_outputs), gr.update(), gr.update(), config_up, gr.update(),
                    gr.update(), gr.update(), gr.update(), cache_out]
@@ -181,7 +185,9 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         run_label = f"{run_dir.parent.parent.name}/{run_dir.name}"
         fail = failure_text(st)
         # plots only when data or view changed (a redraw every tick would flicker)
-        plot_key = (str(run_dir), reader.version, x, round(float(smooth or 0), 3), tuple(shown or ()))
+        best = best_step(run_dir)
+        plot_key = (str(run_dir), reader.version, x, round(float(smooth or 0), 3), tuple(shown or ()),
+                    best.step if best else None)
         series_up = gr.update()
         if plot_key != cache_out.get("plot_key"):
             cache_out["plot_key"] = plot_key
@@ -194,6 +200,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 cache_out["series"] = names
                 series_up = gr.update(choices=names, value=shown)
             drawn = dict(frames, loss=shown_series_frame(frames["loss"], shown))
+            if best is not None:  # the best-scored checkpoint, a vertical line on the quality plot
+                drawn["quality"] = runs.best_marker(drawn["quality"], best.step, x=x or "step",
+                                                    steps_per_epoch=st.steps_per_epoch,
+                                                    label=f"best: step {best.step}")
             # colour maps go out in the follow-up event (``recolour``), never with the data
             cache_out["colours"] = {k: series_colours(list(dict.fromkeys(frames[k]["series"])), drawn[k])
                                     for k in plot_outputs}
@@ -232,7 +242,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         if runs_key != cache_out.get("runs_key"):
             cache_out["runs_key"] = runs_key
             runs_up = gr.update(value=runs_table(ws))
-        ups = [status_html(st, prog, run_label), gr.update(visible=bool(fail), value=fail),
+        eval_text = evaluation_markdown(run_dir)
+        eval_up = gr.update(value=eval_text) if eval_text != cache_out.get("eval") else gr.update()
+        cache_out["eval"] = eval_text
+        ups = [status_html(st, prog, run_label), gr.update(visible=bool(fail), value=fail), eval_up,
                runs.log_tail(run_dir, CONSOLE_LINES), gr.update(interactive=not st.active),
                gr.update(interactive=st.active),
                *plots, resume_up, step_up, config_up, series_up, runs_up, *try_ups, cache_out]
@@ -429,6 +442,18 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         return ok(f"Writing the exports of `{run}`'s newest state (pid {res.pid}); they appear in its checkpoints/.")
 
     export_btn.click(on_export, run_pick, runs_msg)
+
+    def on_export_best(run):
+        """The best-scored checkpoint's interchange files and scores.json, into models/exports/."""
+        try:
+            res = export_best(ws, ws.inside(run or ""))
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Export best")
+        note = f" ({res.note})" if res.note else ""
+        return ok(f"Exported step {res.step} of `{run}` to `{rel_path(ws, res.out_dir)}`: "
+                  f"{', '.join(p.name for p in res.files)}{note}")
+
+    export_best_btn.click(on_export_best, run_pick, runs_msg)
 
     def ask_delete(run, what):
         if not run:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from app.evaluation_view import BEST, file_step
 from app.train_runs import rel_path
 from modules import run_manager as runs
 from modules.errors import UserError
@@ -40,12 +41,17 @@ def dataset_clips(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
 
 
 def checkpoint_choices(ws: Workspace, run_dir: Path | None) -> list[tuple[str, str]]:
-    """Exported checkpoints then training states of a run, newest first."""
+    """Exported checkpoints then training states of a run, newest first; the best-scored step's
+    are marked (and listed first)."""
+    from app.evaluation_view import best_step, mark_best
+
     if run_dir is None:
         return []
-    out = [(f"{p.name} (export)", rel_path(ws, p)) for p in runs.list_checkpoints(run_dir)]
-    out += [(f"state {s.label()}", rel_path(ws, s.path)) for s in runs.list_states(run_dir)]
-    return out
+    best = best_step(run_dir)
+    out = [(mark_best(f"{p.name} (export)", file_step(p), best), rel_path(ws, p))
+           for p in runs.list_checkpoints(run_dir)]
+    out += [(mark_best(f"state {s.label()}", s.step, best), rel_path(ws, s.path)) for s in runs.list_states(run_dir)]
+    return sorted(out, key=lambda c: BEST not in c[0])  # stable: newest first within each group
 
 
 def upload_root() -> Path:

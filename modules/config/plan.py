@@ -157,6 +157,9 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
     _frequency_warnings(config, spe, total, n_val, warnings)
     _gpu_warnings(config, world, gpus_available, warnings)
     _base_warnings(config, root, warnings)
+    from modules.evaluation.checks import evaluation_warnings
+
+    warnings.extend(PlanWarning(k, m, f) for k, m, f in evaluation_warnings(config, root, dataset_dir))
     spec = registry.get(config.model)
     if spec.plan_checks:
         warnings.extend(load_ref(spec.plan_checks)(config, root, dataset_dir))

@@ -19,6 +19,7 @@ from modules.run_manager.discovery import (
 from modules.run_manager.manage import delete_old_states, delete_run, write_exports
 from modules.run_manager.metrics import (
     MetricsReader,
+    best_marker,
     metric_frames,
     progress,
     read_metrics,
@@ -34,7 +35,7 @@ __all__ = [
     "StateInfo", "config_label", "list_base_models", "list_checkpoints", "list_configs", "list_runs",
     "list_states", "read_config_yaml", "run_dir_for_config", "run_summary",
     "delete_old_states", "delete_run", "write_exports",
-    "MetricsReader", "metric_frames", "progress", "read_metrics",
+    "MetricsReader", "best_marker", "metric_frames", "progress", "read_metrics",
     "LaunchResult", "RunStatus", "StopResult", "build_train_command", "launch", "lock_holder", "log_tail",
     "pid_alive", "run_status", "stop",
     "list_sample_steps", "sample_clips", "sample_info",

@@ -23,7 +23,8 @@ import pandas as pd
 NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
 # scores, not losses: accuracies live in 0..1 and PESQ in 1..4.5, and both go up as the model improves,
 # so sharing an axis with cross-entropies would flatten one group or the other
-QUALITY_MARKERS = ("accuracy", "pesq")
+# (and the scorer's word error rate, speaker likeness and combined score: 0..1 scales of their own)
+QUALITY_MARKERS = ("accuracy", "pesq", "wer", "speaker_sim", "score")
 GROUPS = ("loss", "quality", "lr", "grad_norm")
 _READERS: "OrderedDict[str, MetricsReader]" = OrderedDict()  # most recently used last
 _READERS_LOCK = threading.Lock()
@@ -121,11 +122,17 @@ def read_metrics(path: str | os.PathLike) -> MetricsReader:
 
 
 def last_records(path: str | os.PathLike) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The last train record and the last validation record (None when absent)."""
+    """The last train record and the last validation step (its trainer and scorer records merged);
+    None when absent."""
     reader = read_metrics(path)
     out = []
     for df in (reader.train, reader.validation):
-        out.append(None if df.empty else {k: v for k, v in df.iloc[-1].items() if not _isnan(v)})
+        if not df.empty and df is reader.validation:
+            last = df[df["step"] == df["step"].iloc[-1]]
+            row = last.ffill().iloc[-1]
+        else:
+            row = None if df.empty else df.iloc[-1]
+        out.append(None if row is None else {k: v for k, v in row.items() if not _isnan(v)})
     return out[0], out[1]
 
 
@@ -236,6 +243,18 @@ def metric_frames(reader: MetricsReader, *, x: str = "step", smoothing: float = 
         "lr": long_frame(train, tcols["lr"], **kw),
         "grad_norm": long_frame(train, tcols["grad_norm"], smoothing=smoothing, **kw),
     }
+
+
+def best_marker(frame: pd.DataFrame, step: int, *, x: str = "step", steps_per_epoch: int | None = None,
+                label: str = "best") -> pd.DataFrame:
+    """``frame`` plus a vertical line at ``step`` (two points spanning the plotted values), the best
+    checkpoint's marker on the quality plot."""
+    if frame is None or frame.empty:
+        return frame
+    at = float(step) / steps_per_epoch if x == "epoch" and steps_per_epoch else float(step)
+    lo, hi = float(frame["value"].min()), float(frame["value"].max())
+    mark = pd.DataFrame({x: [at, at], "value": [lo, hi], "series": [label, label]})
+    return pd.concat([frame, mark], ignore_index=True)
 
 
 def progress(reader: MetricsReader, step: int | None, total_steps: int | None, window: int = 20) -> dict[str, Any]:

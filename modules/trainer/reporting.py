@@ -126,7 +126,7 @@ class TrainerReporting:
             self._restore_modes()
             self._report_validation(result)
             if self.scoring is not None:
-                self.scoring.after_validation()
+                self.scoring.after_validation(bool(result is not None and result.samples))
         D.barrier()
         return result
 

@@ -123,6 +123,7 @@ class StateInfo:
     time: float | None = None
     train_loss: float | None = None
     val_loss: float | None = None
+    score: float | None = None  # the validation score of its step (modules.evaluation), once scored
 
     def label(self) -> str:
         """A one-line description for the resume dropdown: step, epoch, loss, time."""
@@ -133,6 +134,8 @@ class StateInfo:
             parts.append(f"val loss {self.val_loss:.4g}")
         elif self.train_loss is not None:
             parts.append(f"train loss {self.train_loss:.4g}")
+        if self.score is not None:
+            parts.append(f"score {self.score:.3f}")
         if self.time:
             parts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(self.time)))
         return " · ".join(parts)
@@ -160,7 +163,8 @@ def list_states(run_dir: str | os.PathLike) -> list[StateInfo]:
             except OSError:
                 continue  # pruned by the trainer just now
         out.append(StateInfo(path=pt, step=int(m.group(1)), epoch=_opt_float(side.get("epoch")), time=when,
-                             train_loss=_opt_float(side.get("train_loss")), val_loss=_opt_float(side.get("val_loss"))))
+                             train_loss=_opt_float(side.get("train_loss")), val_loss=_opt_float(side.get("val_loss")),
+                             score=_opt_float(side.get("val_score"))))
     out.sort(key=lambda s: s.step, reverse=True)
     return out
 

@@ -36,11 +36,12 @@ class ScoringHook:
     def scorer_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def after_validation(self) -> None:
-        """Start the scorer when none runs, report a scorer that is off, check the alarm."""
+    def after_validation(self, made_samples: bool) -> None:
+        """Start the scorer when none runs (and there is audio to score), report a scorer that is
+        off, check the alarm."""
         if not self.enabled:
             return
-        if not self.scorer_alive():
+        if made_samples and not self.scorer_alive():
             self._start()
         self._report_off()
         self._check_alarm()

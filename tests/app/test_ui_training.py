@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not DEMO_VOICE.is_dir(), reason="voices/demo is 
 TINY = {
     "model": "hifigan", "dataset": "training/demo", "batch_size": 2, "epochs": 100, "max_steps": 400,
     "num_workers": 0, "gpus": 0, "seed": 3, "save_every_steps": 2, "validate_every_steps": 4,
-    "log_every_steps": 1, "keep_states": 5, "validation_samples": 1,
+    "log_every_steps": 1, "keep_states": 5, "validation_samples": 1, "evaluation": {"enabled": False},
     "hifigan": {"preset": "custom", "segment_size": 2048, "upsample_rates": [8, 8, 4],
                 "upsample_kernel_sizes": [16, 16, 8], "upsample_initial_channel": 32,
                 "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3]], "discriminator_width": 0.0625},

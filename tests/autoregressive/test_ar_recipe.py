@@ -20,7 +20,8 @@ torch.set_num_threads(1)
 TINY_SETS = ["gpus=0", "num_workers=0", "precision=fp32", "batch_size=4", "learning_rate=0.001",
              "lr_schedule.type=constant", "log_every_steps=2", "save_every_steps=null", "validate_every_steps=null",
              "validation_samples=1", "autoregressive.sample_max_mel_tokens=12",
-             "autoregressive.gradient_checkpointing=false"]
+             "autoregressive.gradient_checkpointing=false",
+             "evaluation.enabled=false"]  # validation scoring has its own tests (tests/evaluation/)
 
 
 def make_ar_workspace(root: Path, n_train: int = 10, n_val: int = 2, extra_line: str | None = None) -> Path:

@@ -67,3 +67,15 @@ def test_series_and_train_curve_from_records():
     curve = train_curve([{"step": 1, "mel_l1": 2.0}, {"step": 1, "validation": True, "mel_l1": 9.0},
                          {"step": 2, "loss": 1.0}], "mel_l1")
     assert curve == [(1, 2.0)]
+
+
+def test_validate_warns_when_validation_texts_are_training_texts(tmp_path):
+    from modules.config.schema import default_config
+    from modules.evaluation.checks import evaluation_warnings
+
+    (tmp_path / "train.txt").write_text("audio/a.wav|Hello there, world.\naudio/b.wav|Another line\n")
+    (tmp_path / "validation.txt").write_text("audio/c.wav|hello there world\naudio/d.wav|Something new\n")
+    warnings = evaluation_warnings(default_config("hifigan", "training/x"), tmp_path, tmp_path)
+    assert [(k, "1 validation text(s)" in m) for k, m, _ in warnings] == [("dataset", True)]
+    (tmp_path / "validation.txt").write_text("audio/d.wav|Something new\n")
+    assert evaluation_warnings(default_config("hifigan", "training/x"), tmp_path, tmp_path) == []

@@ -27,7 +27,8 @@ def tiny_config(**over: Any) -> dict[str, Any]:
     hifigan.update(over.pop("hifigan", {}))
     cfg = {"model": "hifigan", "dataset": "training/demo", "batch_size": 2, "epochs": 100, "max_steps": 6,
            "num_workers": 0, "gpus": 0, "seed": 7, "save_every_steps": 3, "validate_every_steps": None,
-           "log_every_steps": 1, "keep_states": 5, "validation_samples": 1, "hifigan": hifigan}
+           "log_every_steps": 1, "keep_states": 5, "validation_samples": 1, "hifigan": hifigan,
+           "evaluation": {"enabled": False}}  # validation scoring has its own tests (tests/evaluation/)
     cfg.update(over)
     return cfg
 
