@@ -66,8 +66,8 @@ def plot_frame(frame: "pd.DataFrame", x: str) -> "pd.DataFrame | None":
     return frame.rename(columns={x: "x"}) if x != "x" else frame
 
 
-PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (val_wer: lower is better; the others: higher)", "lr": "Learning rate",
-               "grad_norm": "Gradient norm"}
+PLOT_TITLES = {"loss": "Losses", "quality": "Validation quality (val_wer: lower is better; the others: higher)",
+               "lr": "Learning rate", "grad_norm": "Gradient norm"}
 
 
 def plot_update(frame: "pd.DataFrame | None", x: str, title: str) -> dict:

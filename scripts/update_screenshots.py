@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = {"prepare_tab.png": "prepare.png", "configure.png": "configure.png", "train.png": "train.png"}
+SHOTS = {"prepare_tab.png": "prepare.png", "configure.png": "configure.png", "train.png": "train.png",
+         "evaluation.png": "evaluation.png"}
 
 
 def main() -> int:

@@ -236,9 +236,10 @@ class AutoregressiveRecipe(Recipe):
             raise UserError(f"{self.dataset_dir / list_name}: no usable lines ({len(skipped)} skipped: "
                             f"{skipped[0] if skipped else 'the list is empty'})")
         _, cond_cache = self._audio_cache(cond_list)
-        return ARDataset(entries, codes, cache, range(len(cond_cache)), cond_cache,
-                         self.options.conditioning_clips, self.options.conditioning_samples,
-                         self.seed)
+        ds = ARDataset(entries, codes, cache, range(len(cond_cache)), cond_cache,
+                       self.options.conditioning_clips, self.options.conditioning_samples, self.seed)
+        ds.texts = [lines[e.index].text for e in entries]  # as written: what validation samples are scored against
+        return ds
 
     def train_dataset(self) -> Dataset:
         return self._dataset("train.txt", "train.txt")
@@ -372,15 +373,17 @@ class AutoregressiveRecipe(Recipe):
         for i in range(min(limit, len(ds))):
             item = ds[i]
             # one seed per text, the same at every step: the steps' samples differ by the model alone
-            seed = text_seed(self.seed, item["text"])
+            text = ds.texts[i]
+            seed = text_seed(self.seed, text)
             gen = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # what the decoder draws too (the core forks the RNG around validation)
             codes = model.sample_codes(voice.gpt_latent, item["text"], generator=gen, **sampling)[0]
             wave = decoder.render(model, item["text"], codes, voice, seed=seed)
             ref = torch.from_numpy(ds.audio.clip(ds.entries[i].index))
             out.append(AudioSample(name=f"sample{i:02d}", wave=wave, sample_rate=decoder.sample_rate,
                                    reference=ref, reference_rate=self.mel_rate,
                                    mel_image=getattr(decoder, "last_mel", None), rendered_by=decoder.label(),
-                                   text=item["text"]))
+                                   text=text))
         return out
 
     # --- export -------------------------------------------------------------------------------

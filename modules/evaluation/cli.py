@@ -73,11 +73,17 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
 
 
 def _be_polite(device: str) -> None:
-    """A scorer started by a trainer: lowest CPU priority and one thread, so training keeps its cores."""
+    """A scorer started by a trainer: one thread at idle priority (Linux ``SCHED_IDLE``: it runs only
+    on a core nothing else wants; elsewhere the lowest nice value), so training keeps its cores. A
+    merely niced scorer still cost a 2-thread CPU trainer 42% of its steps (bench/evaluate.py):
+    each of the trainer's parallel ops waits for the thread that shares a core with the scorer."""
     try:
-        os.nice(10)
-    except OSError:
-        pass
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
     import torch
 
     torch.set_num_threads(1)

@@ -60,5 +60,9 @@ def test_quality_plot_best_marker_and_export_best(ui, ws, tiny_en, artifacts):  
     out = ws.models / "exports" / f"demo-scored-step_{best:08d}"
     assert (out / f"g_{best:08d}").is_file() and (out / "config.json").is_file()
     assert json.loads((out / "scores.json").read_text())["step"] == best
-    page.locator("#train-quality-plot").scroll_into_view_if_needed()
-    page.screenshot(path=str(artifacts / "evaluation.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")  # bounding boxes are then page coordinates
+    top = page.locator("#train-progress").bounding_box()
+    bottom = page.locator("#train-quality-plot").bounding_box()
+    page.screenshot(path=str(artifacts / "evaluation.png"), full_page=True,  # the note down to the quality plot
+                    clip={"x": 0, "y": top["y"] - 10, "width": 1400, "height": bottom["y"] + bottom["height"] + 40
+                          - top["y"]})

@@ -370,3 +370,20 @@ def test_optimizer_8bit_is_refused_without_cuda_or_bitsandbytes(ar_root, monkeyp
     recipe.device = torch.device("cuda")
     with pytest.raises(UserError, match="needs the bitsandbytes package"):
         recipe.build_optimizer("gpt", params)
+
+
+def test_validation_samples_use_one_seed_per_text_at_every_step(ar_root):
+    """Steps' samples are comparable: the same weights render the same audio at any step, and each
+    sample says (and is scored against) its validation text."""
+    from modules.autoregressive.recipe import AutoregressiveRecipe, text_seed
+
+    cfg, _ = tiny_config(ar_root, "seeds", ["validation_samples=2"])
+    recipe = AutoregressiveRecipe(cfg, ar_root / "training/demo", torch.device("cpu"), ar_root)
+    model = recipe.build_models()["gpt"].eval()
+    recipe.validation_dataset()
+    early, late = recipe._samples(model, 2), recipe._samples(model, 4000)
+    assert [s.text for s in early] == recipe._val_dataset.texts[:2] and all(early[0].text)
+    for a, b in zip(early, late):
+        assert torch.equal(a.wave, b.wave)
+    assert text_seed(1, "one text") == text_seed(1, "one text") != text_seed(1, "another text")
+    assert text_seed(1, "one text") != text_seed(2, "one text")

@@ -102,3 +102,19 @@ def test_alarm_stops_a_run_whose_samples_get_worse(ws, tiny_en, monkeypatch):  #
     scored = _scored(run)
     assert scored[3]["val_score"] == scored[6]["val_score"] > 0.5  # the references: low WER, high likeness
     assert all(scored[s]["val_score"] < scored[6]["val_score"] - 0.3 for s in (9, 12, 15))  # the noise tells
+
+
+def test_missing_whisper_model_is_reported_and_likeness_still_scored(ws, tiny_en, tmp_path):  # noqa: F811
+    missing = tmp_path / "no-such-whisper"
+    cfg = tiny_config(max_steps=45, validate_every_steps=3, save_every_steps=45, validation_samples=1,
+                      evaluation={"whisper_model": str(missing), "device": "cpu"})
+    assert train(ws, cfg) == 0
+    run = run_dir(ws)
+    assert _cli(ws, "evaluate", str(run)).returncode == 0
+    log = (run / "train.log").read_text()
+    assert "scoring: word error rate is off" in log and str(missing) in log and "training goes on" in log
+    records = [r for r in read_metrics(run) if r.get("validation") and "val_speaker_sim" in r]
+    assert records and all("val_wer" not in r for r in records)
+    from app.evaluation_view import evaluation_markdown
+
+    assert "word error rate is off" in evaluation_markdown(run)
