@@ -64,11 +64,20 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
         evaluator = Evaluator(run_dir, workspace.root, options, seed=config.seed,
                               dataset_dir=workspace.inside(workspace.root / config.dataset),
                               log=lambda m: print(m, flush=True))
-        scored = evaluator.run(parse_steps(args.steps), follow_pid=args.follow)
+        wanted = parse_steps(args.steps)
+        scored = evaluator.run(wanted, follow_pid=args.follow)
     finally:
         lock.release()
-    if not args.follow:
-        print(f"{scored} validation step(s) scored" + ("" if scored else " (nothing new to score)"))
+    if args.follow:
+        return 0
+    from modules.evaluation.store import sample_steps
+
+    no_audio = sorted(set(wanted or []) - set(sample_steps(run_dir)))
+    if no_audio:
+        print(f"no validation audio for step(s) {', '.join(map(str, no_audio))} in {run_dir.name}/samples/")
+    if evaluator.off and not evaluator.available:
+        print("nothing was scored: " + "; ".join(evaluator.off.values()))
+    print(f"{scored} validation step(s) scored" + ("" if scored else " (nothing new to score)"))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from modules.errors import UserError
 from modules.evaluation import store
 from modules.evaluation.scorers import RATE, cosine, mean_direction
 from modules.evaluation.text import word_error_rate
@@ -37,7 +38,8 @@ def reference_stats(run_dir: Path, dataset_dir: Path, count: int, seed: int, spe
 
     rows = pick_references(dataset_dir, count, seed)
     if not rows:
-        raise FileNotFoundError(f"{Path(dataset_dir) / 'train.txt'}: no training clips to compare samples with")
+        raise UserError(f"{Path(dataset_dir) / 'train.txt'}: no training clips to compare samples with; "
+                        "prepare the dataset (or fix the run's dataset: in its config.yaml)")
     key = {"clips": [f for f, _ in rows], "speaker": getattr(speaker, "model_id", None),
            "whisper": getattr(whisper, "model_id", None)}
     cached = read_json_dict(store.references_path(run_dir))

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from modules.errors import UserError
 from modules.evaluation import store
 from modules.evaluation.best import combined_score
 from modules.evaluation.scorers import RATE, Intelligibility, ScorerUnavailable, SpeakerLikeness, cosine
@@ -103,7 +104,7 @@ class Evaluator:
 
         if self._refs is None:
             if self.dataset_dir is None:
-                raise FileNotFoundError("the run's dataset is unknown (no config.yaml in the run folder)")
+                raise UserError(f"{self.run_dir}: the run's dataset is unknown (no config.yaml in the run folder)")
             self._refs = reference_stats(self.run_dir, self.dataset_dir, self.options.reference_clips, self.seed,
                                          self.speaker, self.whisper, self.log)
             store.write_status(self.run_dir, speaker_sim_ceiling=self._refs.get("speaker_sim_ceiling"),
@@ -220,6 +221,7 @@ class Evaluator:
                     store.write_status(self.run_dir, state="scoring", message=f"scoring step {step}",
                                        pid=os.getpid(), updated=time.time())
                     rec = self.score_step(step)
+                    self._release_gpu_cache()
                     if rec is not None:
                         self._publish(rec)
                         scored += 1
@@ -237,6 +239,14 @@ class Evaluator:
                 signal.signal(s, h)
             if self._tb is not None:
                 self._tb.close()
+
+    def _release_gpu_cache(self) -> None:
+        """On a shared GPU the scorer keeps no cached blocks between steps: training may need them."""
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _trainer_running(self, pid: int) -> bool:
         """The followed trainer still trains this run (it may live on after it, e.g. inside a test)."""

@@ -65,6 +65,18 @@ def test_scores_every_validation_step_best_and_export(ws, tiny_en, tmp_path):  #
     verdict = run_verdict(run)
     best = max(scored.values(), key=lambda r: (r["val_score"], -r["step"]))
     assert verdict.best is not None and verdict.best.step == best["step"]
+    from app.train_runs import RUNS_HEADERS, resume_choices, runs_table
+    from app.try_it import checkpoint_choices
+    from modules.workspace import Workspace
+
+    w = Workspace.open(ws)
+    row = runs_table(w)[0]
+    assert row[RUNS_HEADERS.index("best (scored)")].startswith(f"step {best['step']}: score")
+    marked = [label for label, _ in resume_choices(w, run) if "★ best" in label]
+    assert len(marked) == 1 and marked[0].startswith(f"step {best['step']} ")
+    first_ckpt = checkpoint_choices(w, run)[0][0]
+    assert "★ best" in first_ckpt and f"{best['step']:08d}" in first_ckpt  # listed first, marked
+
     out = tmp_path / "best"
     done = _cli(ws, "export", str(run), "--best", "--out", str(out))
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,8 @@ from modules.trainer.runfolder import read_status
 from tests.conftest import REPO, python_env
 from tests.trainer.test_trainer_core import cli, make_config, train, ws  # noqa: F401  (ws is a fixture)
 
-SETS = ["max_steps=8", "save_every_steps=2", "validate_every_steps=4", "keep_states=5"]
+# scoring off: with it on, exports of steps whose scores are still coming are kept too (tested below)
+SETS = ["max_steps=8", "save_every_steps=2", "validate_every_steps=4", "keep_states=5", "evaluation.enabled=false"]
 
 
 def _exports(run) -> list[str]:
@@ -43,4 +44,16 @@ def test_a_missing_export_is_written_from_the_newest_state(ws):  # noqa: F811
                           timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert newest.is_file() and "exports of step 8 written" in read_status(run)["message"]
+
+
+def test_pruning_keeps_the_best_scored_and_the_unscored_steps(tmp_path):
+    from modules.trainer import exports
+
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    for step in (2, 4, 6, 8):
+        (ckpt / f"toy_{step:08d}.pt").write_bytes(b"x")
+        exports.record(ckpt, step, [ckpt / f"toy_{step:08d}.pt"], val_loss=float(step) if step == 6 else None)
+    exports.prune(ckpt, 8, keep_every=False, also_keep={2})  # 2: best scored (or awaiting its scores)
+    assert _exports(tmp_path) == ["toy_00000002.pt", "toy_00000006.pt", "toy_00000008.pt"]
 
