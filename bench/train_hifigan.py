@@ -9,13 +9,21 @@ fused AdamW, optional bf16 autocast (--amp) and torch.compile (--compile).
     python bench/train_hifigan.py --device cuda --steps 50 --amp          # V1, batch 16, segment 8192
     python bench/train_hifigan.py --device cpu --preset v2 --batch 2 --segment 4096 --steps 3 --warmup 1
 
-Prints steps/s, mel frames/s (batch x segment / hop per second) and, on a GPU,
-mean GPU utilisation during the timed steps.
+    python bench/train_hifigan.py --device cuda --sweep --json sweep.json   # batch 16/32/64/128 x fp32/bf16
+
+Prints, per configuration: steps/s, segments/s (and seconds of audio per second), NVIDIA's unit
+(batch x n_mels x steps/s, what their "frames/s" counts; see bench/_throughput.py) against their
+15,579 on one A100 with AMP, and on a GPU the mean utilisation, peak memory and model FLOPs
+utilisation (one step's FLOPs from torch.utils.flop_counter x steps/s / the GPU's dense peak). The
+plain loop runs at the same batch in the same run. ``--json FILE`` writes one object per
+configuration (name, batch, segment, n_mels, steps_per_s, segments_per_s, nvidia_frames_per_s,
+device, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import tempfile
@@ -26,8 +34,7 @@ import numpy as np
 import torch
 
 from bench._hifigan_common import GpuSampler, make_dataset
-
-NVIDIA_A100_AMP_FRAMES_PER_S = 15579  # NVIDIA DeepLearningExamples HiFi-GAN, 1x A100 80GB, AMP
+from bench._throughput import count_flops, describe, measure_record
 
 
 def _sync(device: torch.device) -> None:
@@ -197,6 +204,54 @@ def run_plain(ds_dir: Path, args, device: torch.device) -> dict:
     return {"steps_per_s": n / (times[-1] - first), "t0": first, "t1": times[-1]}
 
 
+def step_flops(args, device: torch.device, batch: int) -> int:
+    """FLOPs of one training step of these models (discriminator and generator, forward and backward)."""
+    import torch.nn.functional as F
+
+    from modules.audio.mel import mel_spectrogram
+    from modules.hifigan import hparams
+    from modules.hifigan.losses import discriminator_loss, feature_loss, generator_loss
+    from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
+
+    h = hparams.resolve({"preset": args.preset, "segment_size": args.segment})
+    gen = Generator.from_config(h).to(device)
+    mpd = MultiPeriodDiscriminator(width=args.disc_width).to(device)
+    msd = MultiScaleDiscriminator(width=args.disc_width).to(device)
+    x = torch.randn(batch, int(h["num_mels"]), args.segment // int(h["hop_size"]), device=device)
+    y = torch.randn(batch, 1, args.segment, device=device) * 0.1
+
+    def one_step() -> None:
+        y_hat = gen(x)
+        r, g, _, _ = jik876_forward(mpd, y, y_hat.detach())
+        loss_d = discriminator_loss(r, g)
+        r, g, _, _ = jik876_forward(msd, y, y_hat.detach())
+        (loss_d + discriminator_loss(r, g)).backward()
+        mel = mel_spectrogram(y_hat.squeeze(1), **hparams.mel_kwargs(h, for_loss=True))
+        _, g_f, fr_f, fg_f = jik876_forward(mpd, y, y_hat)
+        _, g_s, fr_s, fg_s = jik876_forward(msd, y, y_hat)
+        loss_g = generator_loss(g_f) + generator_loss(g_s) + 2 * (feature_loss(fr_f, fg_f) + feature_loss(
+            fr_s, fg_s)) + F.l1_loss(mel, torch.zeros_like(mel)) * 45
+        loss_g.backward()
+
+    return count_flops(one_step)
+
+
+def _configurations(args) -> list[tuple[int, bool]]:
+    if args.sweep:
+        return [(b, amp) for b in (16, 32, 64, 128) for amp in (False, True)]
+    return [(args.batch, args.amp)]
+
+
+def _peak_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device: torch.device) -> int | None:
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -207,6 +262,8 @@ def main() -> None:
     p.add_argument("--preset", default="v1", choices=("v1", "v2", "v3"))
     p.add_argument("--disc-width", type=float, default=1.0, help="discriminator width (1 = jik876's; both loops)")
     p.add_argument("--amp", action="store_true", help="ours in bf16 autocast (the plain loop stays fp32)")
+    p.add_argument("--sweep", action="store_true", help="batch 16/32/64/128 x fp32/bf16 (until one does not fit)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the measured configurations here")
     p.add_argument("--compile", action="store_true", help="torch.compile our models")
     p.add_argument("--compile-mode", default="default",
                    help="torch.compile mode for --compile (default, reduce-overhead = CUDA graphs, max-autotune)")
@@ -215,6 +272,7 @@ def main() -> None:
     p.add_argument("--plain-workers", type=int, default=4, help="plain loop's loader workers (jik876: 4)")
     p.add_argument("--clips", type=int, default=128, help="synthetic 2 s clips in the dataset")
     p.add_argument("--only", choices=("ours", "plain"), default=None)
+    p.add_argument("--no-flops", action="store_true", help="skip counting one step's FLOPs")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="profile N of our steps after the warm-up (torch.profiler tables; slows those steps)")
     p.add_argument("--workdir", default=None, help="keep the synthetic dataset here (default: a temp folder)")
@@ -223,34 +281,51 @@ def main() -> None:
                           else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
+    from modules.hifigan import hparams
+
+    h = hparams.resolve({"preset": args.preset, "segment_size": args.segment})
     ws = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-hifigan-"))
-    ds = make_dataset(ws, clips=args.clips)
-    hop = 256 if args.preset != "v3" else 256
-    frames_per_step = args.batch * args.segment // hop
-    name = (f"{args.preset.upper()} batch {args.batch} segment {args.segment} on {device}"
-            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
-               else f" ({torch.get_num_threads()} threads)"))
-    print(f"HiFi-GAN training benchmark: {name}, {args.warmup} warm-up + {args.steps} timed steps")
-    results = {}
+    ds = make_dataset(ws, clips=max(args.clips, 2 * max(b for b, _ in _configurations(args))))
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"HiFi-GAN training benchmark: {args.preset.upper()} segment {args.segment} on {device} ({device_name}), "
+          f"{args.warmup} warm-up + {args.steps} timed steps per configuration")
+    records, plain_done, too_big = [], {}, None
     with GpuSampler(enabled=device.type == "cuda") as sampler:
-        if args.only in (None, "plain"):
-            results["plain jik876-style loop (fp32, CPU mels in workers)"] = run_plain(ds, args, device)
-        if args.only in (None, "ours"):
-            label = "ours (" + ("bf16" if args.amp else "fp32") + (f", compiled {args.compile_mode}" if args.compile
-                                                                  else "") + ")"
-            results[label] = run_ours(ws, args, device)
-    for label, r in results.items():
-        util = sampler.mean(r["t0"], r["t1"]) if device.type == "cuda" else None
-        fps = r["steps_per_s"] * frames_per_step
-        line = f"{label:55s} {r['steps_per_s']:8.3f} steps/s {fps:10.0f} mel frames/s"
-        if util is not None:
-            line += f"  GPU util {util:5.1f}%"
-        if device.type == "cuda":
-            line += f"  ({fps / NVIDIA_A100_AMP_FRAMES_PER_S:.2f}x NVIDIA's 1xA100 AMP)"
-        print(line)
-    if len(results) == 2:
-        (a, ra), (b, rb) = results.items()
-        print(f"speed-up ours / plain: {rb['steps_per_s'] / ra['steps_per_s']:.2f}x")
+        for batch, amp in _configurations(args):
+            if too_big is not None and batch >= too_big:
+                continue
+            run_args = argparse.Namespace(**{**vars(args), "batch": batch, "amp": amp})
+            flops = None if args.no_flops else step_flops(run_args, device, batch)
+            todo = []
+            if args.only in (None, "plain") and batch not in plain_done:
+                todo.append(("plain jik876-style loop (fp32)", "fp32", lambda a=run_args: run_plain(ds, a, device)))
+            if args.only in (None, "ours"):
+                label = f"ours ({'bf16' if amp else 'fp32'}" + (f", compiled {args.compile_mode})" if args.compile
+                                                                else ")")
+                todo.append((label, "bf16" if amp else "fp32", lambda a=run_args: run_ours(ws, a, device)))
+            for label, precision, fn in todo:
+                _peak_reset(device)
+                try:
+                    r = fn()
+                except torch.OutOfMemoryError:
+                    print(f"{label} batch {batch}: out of memory; larger batches skipped")
+                    too_big = batch
+                    break
+                rec = measure_record(f"{label} batch {batch}", batch=batch, segment=args.segment,
+                                     n_mels=int(h["num_mels"]), sample_rate=int(h["sampling_rate"]),
+                                     steps_per_s=r["steps_per_s"], device=device.type, precision=precision,
+                                     step_flops=flops, gpu_util=sampler.mean(r["t0"], r["t1"]),
+                                     peak_memory_bytes=_peak(device), device_name=device_name)
+                if label.startswith("plain"):
+                    plain_done[batch] = rec
+                elif batch in plain_done:
+                    rec["vs_plain"] = rec["steps_per_s"] / plain_done[batch]["steps_per_s"]
+                records.append(rec)
+                print(describe(rec) + (f", {rec['vs_plain']:.2f}x the plain loop" if "vs_plain" in rec else ""),
+                      flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
+        print(f"wrote {len(records)} configuration(s) to {args.json}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""The training bench counts in NVIDIA's units: batch x n_mels x steps/s (what their "frames/s" is)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench._throughput import NVIDIA_A100_AMP_UNITS, describe, measure_record, nvidia_units, peak_tflops
+from tests.conftest import REPO, python_env
+
+
+def test_nvidia_units_are_batch_times_mels_times_steps():
+    assert nvidia_units(128, 80, 1.5) == pytest.approx(15360.0)
+    assert nvidia_units(32, 80, 2.0, accumulation=4) == pytest.approx(20480.0)  # every micro-batch counts
+    # their published A100 figure is 1.52 steps/s of batch 128: 195 segments of 8,192 samples per second
+    assert NVIDIA_A100_AMP_UNITS / (128 * 80) == pytest.approx(1.52, abs=0.005)
+    rec = measure_record("x", batch=16, segment=8192, n_mels=80, sample_rate=22050, steps_per_s=6.4,
+                         device="cuda", precision="bf16", step_flops=10**12, device_name="NVIDIA H100 80GB HBM3")
+    assert rec["segments_per_s"] == pytest.approx(102.4) and rec["nvidia_frames_per_s"] == pytest.approx(8192.0)
+    assert rec["nvidia_ratio"] == pytest.approx(8192.0 / 15579)
+    assert rec["mfu"] == pytest.approx(6.4 / 989.0) and peak_tflops("cpu", "fp32") is None
+    assert "NVIDIA units     8192 = 16 x 80 x 6.400" in describe(rec)
+
+
+def test_bench_prints_and_writes_the_contracted_figures(tmp_path):
+    out = tmp_path / "b.json"
+    done = subprocess.run([sys.executable, "bench/train_hifigan.py", "--device", "cpu", "--preset", "v2",
+                           "--batch", "1", "--segment", "2048", "--steps", "2", "--warmup", "1", "--clips", "4",
+                           "--disc-width", "0.0625", "--json", str(out), "--workdir", str(tmp_path / "w")],
+                          cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = json.loads(out.read_text())
+    assert [r["name"] for r in records] == ["plain jik876-style loop (fp32) batch 1", "ours (fp32) batch 1"]
+    for rec in records:
+        assert {"name", "batch", "segment", "n_mels", "steps_per_s", "segments_per_s", "nvidia_frames_per_s",
+                "device"} <= set(rec)
+        assert rec["nvidia_frames_per_s"] == pytest.approx(rec["batch"] * rec["n_mels"] * rec["steps_per_s"])
+        assert rec["segments_per_s"] == pytest.approx(rec["batch"] * rec["steps_per_s"]) and rec["device"] == "cpu"
+        assert rec["step_flops"] > 0
+        line = next(x for x in done.stdout.splitlines() if x.startswith(rec["name"]))
+        printed = float(re.search(r"NVIDIA units\s+(\d+) = ", line).group(1))
+        assert printed == pytest.approx(rec["batch"] * rec["n_mels"] * rec["steps_per_s"], abs=0.5)
