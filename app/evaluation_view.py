@@ -103,5 +103,7 @@ def export_best(ws: Workspace, run_dir: Path):
     run_dir = ws.inside(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{ws.relative(run_dir)}: not a run folder; pick a run in the list")
-    step, _, _ = choose_step(run_dir, None, best=True)
-    return export_checkpoint(ws, run_dir, export_folder(ws, run_dir, step), best=True)
+    step, _, note = choose_step(run_dir, None, best=True)
+    result = export_checkpoint(ws, run_dir, export_folder(ws, run_dir, step), step=step)
+    result.note = note
+    return result

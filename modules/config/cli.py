@@ -35,6 +35,10 @@ def add_parser(subparsers: Any) -> None:
                    help="set a (dotted) key, value parsed as YAML; repeatable, e.g. --set hifigan.segment_size=4096")
     p.add_argument("--out", help="where to write the YAML (relative to the current directory)")
     p.add_argument("--strict", action="store_true", help="exit non-zero when the plan has errors")
+    p.add_argument("--fit", action="store_true",
+                   help="check: will the batch fit? a dry run of real steps on a GPU, an estimate on the CPU")
+    p.add_argument("--largest", action="store_true", help="with --fit: also search the largest batch that fits")
+    p.add_argument("--json", action="store_true", help="with --fit: print one JSON object only")
 
 
 def _dataset_key(workspace: Any, value: str) -> str:
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
             raise UserError("config check: name the YAML file, e.g. python -m modules config check FILE.yaml")
         config = schema.load_config(args.file)
         config = schema.apply_overrides(config, args.overrides) if args.overrides else config
+        if args.fit:
+            return _fit(config, workspace, args)
         return _report(plan_mod.plan_run(config, workspace), args.strict)
 
     if args.file:
@@ -94,6 +100,21 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
     out = schema.save_config(config, args.out)
     print(f"wrote {out}")
     return _report(plan_mod.plan_run(config, workspace), args.strict)
+
+
+def _fit(config: Any, workspace: Any, args: argparse.Namespace) -> int:
+    import json
+
+    from modules.trainer.fit import fit_check
+
+    result = fit_check(config, workspace, search=args.largest)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(result.message)
+        if result.largest_batch is not None:
+            print(f"largest batch that fits: {result.largest_batch}")
+    return 0 if result.fits else 1
 
 
 def _report(plan: Any, strict: bool) -> int:

@@ -57,7 +57,13 @@ def combined_score(wer: float | None, speaker_sim: float | None, wer_weight: flo
 
 def scored_series(records: dict[int, dict[str, Any]], wer_weight: float = 1.0,
                   speaker_weight: float = 1.0) -> list[ScoredStep]:
-    """Scored steps, oldest first, from ``store.scored_steps``'s step -> record map."""
+    """Scored steps, oldest first, from ``store.scored_steps``'s step -> record map. Once some step
+    holds both parts, steps holding only one are left out: a score missing its WER part is not
+    comparable with one that has it."""
+    complete = [s for s, r in records.items() if _float(r.get("val_wer")) is not None
+                and _float(r.get("val_speaker_sim")) is not None]
+    if complete:
+        records = {s: records[s] for s in complete}
     out = []
     for step in sorted(records):
         rec = records[step]

@@ -58,6 +58,12 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
     if not lock.acquire(wait=False):
         if args.follow:
             return 0  # another scorer serves this run
+        from modules.trainer.runfolder import read_status
+
+        if (read_status(run_dir) or {}).get("state") == "running":
+            print(f"{run_dir.name} is training and its scorer (pid {lock.holder()}) scores each validation step "
+                  "as it comes; its scores appear in metrics.jsonl. Nothing to do here.")
+            return 0
         print(f"another scorer is working on {run_dir.name}; waiting for it to finish", flush=True)
         lock.acquire(wait=True)
     try:

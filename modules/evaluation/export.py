@@ -66,17 +66,32 @@ def choose_step(run_dir: Path, step: int | None, best: bool) -> tuple[int, Score
     return step, by_step.get(step), ""
 
 
-def _write_missing_exports(workspace: Any, run_dir: Path, step: int) -> None:
-    """Write the step's exports from its state (the ``train --export-only`` path, in this process)."""
+def export_from_state(workspace: Any, run_dir: Path, step: int, out_dir: Path) -> list[Path]:
+    """The recipe's interchange files of ``step`` written from its training state into ``out_dir``.
+
+    Only reads the run: no resume, so newer states, metrics and exports stay as they are (the
+    trainer's ``--export-only`` resumes, which sets newer states aside). On the CPU, in this process."""
+    import torch
+
+    from modules import model_registry
     from modules.config.schema import load_config
-    from modules.trainer.core import Trainer
+    from modules.trainer.state import load_state
 
     paths = RunPaths(Path(run_dir))
     config = load_config(paths.config)
-    config.run_name = Path(run_dir).name
-    code = Trainer(config, workspace, paths.config, resume=str(paths.state_file(step)), export_only=True).run()
-    if code != 0 or exports.missing(paths.checkpoints, step):
-        raise UserError(f"{run_dir}: could not write the exports of step {step} (see its train.log)")
+    state = load_state(paths.state_file(step))
+    recipe = model_registry.get(config.model).recipe_class()(config, workspace.inside(config.dataset),
+                                                             torch.device("cpu"), Path(workspace.root))
+    models = recipe.build_models()
+    for name, weights in state.models.items():
+        models[name].load_state_dict(weights)
+    optimizers = {}
+    for name, groups in recipe.optimizer_params(models).items():
+        optimizers[name] = recipe.build_optimizer(name, groups)
+        if name in state.optimizers:
+            optimizers[name].load_state_dict(state.optimizers[name])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [Path(p) for p in recipe.export(models, optimizers, step, int(state.data.get("epoch", 0)), out_dir)]
 
 
 def step_files(run_dir: Path, step: int) -> list[Path]:
@@ -90,22 +105,24 @@ def step_files(run_dir: Path, step: int) -> list[Path]:
 
 def export_checkpoint(workspace: Any, run_dir: Path, out_dir: Path, *, step: int | None = None,
                       best: bool = False) -> ExportResult:
+    """``step`` wins over ``best`` when both are given (the UI picks the step once, then exports it)."""
     """Copy the chosen checkpoint's files into ``out_dir`` with ``scores.json`` (see the module doc)."""
     from modules.evaluation.best import run_options
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.yaml); give training/DATASET/runs/RUN")
-    chosen, scored, note = choose_step(run_dir, step, best)
-    if chosen not in exported_steps(run_dir):
-        _write_missing_exports(workspace, run_dir, chosen)
+    chosen, scored, note = choose_step(run_dir, step, best and step is None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for src in step_files(run_dir, chosen):
-        with atomic_replace(out_dir / src.name) as dst, open(src, "rb") as fh:
-            shutil.copyfileobj(fh, dst, 1 << 20)
-        written.append(out_dir / src.name)
+    if chosen in exported_steps(run_dir):
+        written = []
+        for src in step_files(run_dir, chosen):
+            with atomic_replace(out_dir / src.name) as dst, open(src, "rb") as fh:
+                shutil.copyfileobj(fh, dst, 1 << 20)
+            written.append(out_dir / src.name)
+    else:  # pruned (or never written): from the step's state, without touching the run
+        written = export_from_state(workspace, run_dir, chosen, out_dir)
     options, _ = run_options(run_dir)
     refs = read_json_dict(run_dir / "evaluation" / "references.json") or {}
     scores = {"step": chosen, "run": str(run_dir),

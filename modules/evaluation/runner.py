@@ -72,7 +72,9 @@ class Evaluator:
         return resolve_device(self.options.device)
 
     def load(self) -> None:
-        """Load both scorers once; one that cannot load is noted in ``off`` and the status file."""
+        """Load both scorers once; one that cannot load is noted in ``off`` and the status file. Without
+        a whisper model nothing is scored (``evaluation.enabled``'s contract); without the speaker
+        encoder the word error rate alone is."""
         if self._loaded:
             return
         self._loaded = True
@@ -81,9 +83,10 @@ class Evaluator:
             self.whisper = Intelligibility(self.options.whisper_model, self.options.transcriber, device,
                                            self._language(), self.root)
         except ScorerUnavailable as exc:
-            self.off["val_wer"] = str(exc)
+            self.off["val_wer"] = f"{exc}; scoring is skipped"
         try:
-            self.speaker = SpeakerLikeness(device)
+            if self.whisper is not None:
+                self.speaker = SpeakerLikeness(device)
         except ScorerUnavailable as exc:
             self.off["val_speaker_sim"] = str(exc)
         for reason in self.off.values():
@@ -211,16 +214,27 @@ class Evaluator:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             while not self._stop:
+                # asked before the steps are listed: a last validation written just before the trainer
+                # finished is still found by this pass
+                trainer_running = bool(follow_pid and self._trainer_running(follow_pid))
                 pending = [s for s in store.pending_steps(self.run_dir, steps) if s not in self._unscorable]
                 if pending:
                     self.load()
                     if not self.available:
                         store.write_status(self.run_dir, state="off", message="; ".join(self.off.values()))
                         return scored
+                    pending = self._worth_scoring(pending)
                 for step in pending:
+                    if self._stop:
+                        break
                     store.write_status(self.run_dir, state="scoring", message=f"scoring step {step}",
                                        pid=os.getpid(), updated=time.time())
-                    rec = self.score_step(step)
+                    try:
+                        rec = self.score_step(step)
+                    except Exception as exc:  # noqa: BLE001 - one bad step must not stop the others
+                        self.log(f"scoring step {step} failed ({type(exc).__name__}: {exc}); the next steps go on")
+                        store.write_status(self.run_dir, last_error=f"step {step}: {type(exc).__name__}: {exc}")
+                        rec = None
                     self._release_gpu_cache()
                     if rec is not None:
                         self._publish(rec)
@@ -228,7 +242,7 @@ class Evaluator:
                     elif not self._stop:
                         self._unscorable.add(step)
                 self.sync_sidecars()
-                if not pending and not (follow_pid and self._trainer_running(follow_pid)):
+                if not pending and not trainer_running:
                     break
                 if not pending:
                     time.sleep(FOLLOW_POLL_S)
@@ -239,6 +253,20 @@ class Evaluator:
                 signal.signal(s, h)
             if self._tb is not None:
                 self._tb.close()
+
+    def _worth_scoring(self, pending: list[int]) -> list[int]:
+        """Steps whose record lacks a part only because its scorer was off are scored again when that
+        scorer is on now; steps whose record already holds every part the scorers here can give are
+        left alone (``evaluate`` with a scorer still off does no work twice)."""
+        can = {k for k, on in (("val_wer", self.whisper), ("val_speaker_sim", self.speaker)) if on is not None}
+        have = store.scored_steps(self.run_dir)
+        out = []
+        for step in pending:
+            if step in have and can <= set(have[step]):
+                self._unscorable.add(step)
+                continue
+            out.append(step)
+        return out
 
     def _release_gpu_cache(self) -> None:
         """On a shared GPU the scorer keeps no cached blocks between steps: training may need them."""
@@ -275,10 +303,47 @@ class ScorerLock:
             self.fh.close()
             self.fh = None
             return False
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
         return True
+
+    def holder(self) -> int | None:
+        """The pid written by the process holding the lock (None when nobody holds it)."""
+        if not self.path.is_file():
+            return None
+        if self.acquire(wait=False):
+            self.release()
+            return None
+        try:
+            return int(self.path.read_text().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
 
     def release(self) -> None:
         if self.fh is not None:
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
             self.fh = None
+
+
+def stop_scorer(run_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the scorer working on ``run_dir`` (SIGTERM: it finishes its sample; SIGKILL after
+    ``timeout``); True when one was running. A trainer calls this before it touches the folder."""
+    lock = ScorerLock(run_dir)
+    pid = lock.holder()
+    if pid is None:
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if lock.holder() is None:
+                return True
+            time.sleep(0.1)
+    return True
+

@@ -6,7 +6,7 @@
   embeds a sample; the cosine with the mean embedding of the voice's reference clips is the score.
 
 A scorer that cannot load raises ``ScorerUnavailable`` with a message that says how to fix it; the
-runner then scores with the other one alone.
+runner then skips scoring (no whisper model) or scores the word error rate alone (no resemblyzer).
 """
 
 from __future__ import annotations

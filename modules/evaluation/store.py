@@ -88,9 +88,9 @@ def sample_steps(run_dir: Path) -> list[int]:
 
 
 def pending_steps(run_dir: Path, wanted: list[int] | None = None) -> list[int]:
-    """Steps with complete samples and no score yet, oldest first: those the trainer validated in
-    the current timeline (samples of steps a resume rolled back are not), or exactly ``wanted``."""
-    done = set(scored_steps(run_dir))
+    """Steps with complete samples and no complete score yet (both parts), oldest first: those the
+    trainer validated in the current timeline, or exactly ``wanted``."""
+    done = {s for s, rec in scored_steps(run_dir).items() if all(k in rec for k in SCORE_KEYS)}
     allowed = set(wanted) if wanted is not None else validated_steps(run_dir)
     return [s for s in sample_steps(run_dir) if s not in done and s in allowed]
 
@@ -98,9 +98,10 @@ def pending_steps(run_dir: Path, wanted: list[int] | None = None) -> list[int]:
 def sample_texts(run_dir: Path, step: int, dataset_dir: Path | None) -> dict[str, str]:
     """name -> intended text of each generated clip of ``step``.
 
-    ``samples.json`` holds it for runs made since scoring exists; older runs fall back to the
-    dataset's ``validation.txt`` (HiFi-GAN clips are named after their file, autoregressive
-    ``sampleNN`` clips speak the NN-th validation text)."""
+    ``samples.json`` holds it for runs made since scoring exists; older HiFi-GAN runs fall back to
+    the dataset's ``validation.txt`` (their clips are named after their file). Older autoregressive
+    ``sampleNN`` clips get no text (their numbering skipped unusable lines, so a guess could be
+    another sentence): they are scored for likeness only."""
     info = read_json_dict(RunPaths(Path(run_dir)).sample_info(step)) or {}
     texts = {name: str(v.get("text")) for name, v in info.items() if isinstance(v, dict) and v.get("text")}
     missing = [n for n in info if n not in texts]
@@ -110,11 +111,8 @@ def sample_texts(run_dir: Path, step: int, dataset_dir: Path | None) -> dict[str
         rows = read_list(Path(dataset_dir) / "validation.txt")
         by_stem = {Path(f).stem: t for f, t in rows}
         for name in missing:
-            m = _SAMPLE_RE.match(name)
-            if name in by_stem:
+            if name in by_stem and not _SAMPLE_RE.match(name):
                 texts[name] = by_stem[name]
-            elif m and int(m.group(1)) < len(rows):
-                texts[name] = rows[int(m.group(1))][1]
     return texts
 
 

@@ -23,8 +23,9 @@ import pandas as pd
 NON_METRIC = {"step", "epoch", "time", "elapsed", "validation", "samples_per_s"}
 # scores, not losses: accuracies live in 0..1 and PESQ in 1..4.5, and both go up as the model improves,
 # so sharing an axis with cross-entropies would flatten one group or the other
-# (and the scorer's word error rate, speaker likeness and combined score: 0..1 scales of their own)
-QUALITY_MARKERS = ("accuracy", "pesq", "wer", "speaker_sim", "score")
+QUALITY_MARKERS = ("accuracy", "pesq")
+# the scorer's word error rate, speaker likeness and combined score (modules.evaluation): 0..1 scales too
+QUALITY_NAMES = {"val_wer", "val_speaker_sim", "val_score"}
 GROUPS = ("loss", "quality", "lr", "grad_norm")
 _READERS: "OrderedDict[str, MetricsReader]" = OrderedDict()  # most recently used last
 _READERS_LOCK = threading.Lock()
@@ -128,7 +129,7 @@ def last_records(path: str | os.PathLike) -> tuple[dict[str, Any] | None, dict[s
     out = []
     for df in (reader.train, reader.validation):
         if not df.empty and df is reader.validation:
-            last = df[df["step"] == df["step"].iloc[-1]]
+            last = df[df["step"] == df["step"].max()]
             row = last.ffill().iloc[-1]
         else:
             row = None if df.empty else df.iloc[-1]
@@ -147,7 +148,7 @@ def metric_group(col: str) -> str:
         return "lr"
     if col.startswith("grad_norm"):
         return "grad_norm"
-    if any(m in col.lower() for m in QUALITY_MARKERS):
+    if col in QUALITY_NAMES or any(m in col.lower() for m in QUALITY_MARKERS):
         return "quality"
     return "loss"
 

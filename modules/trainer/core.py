@@ -239,6 +239,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                 return self._oom()  # the CPU allocator's and some backends' wording
             raise
         if self.main:
+            if self.scoring is not None:
+                self.scoring.after_run()
             reason = self.scoring.stop_reason if self.scoring is not None else None
             self.status.update(state=outcome, message=outcome if outcome == "finished" else
                                reason or f"stopped by {stop.signal_name or 'a signal'} at step {self.step}",

@@ -16,6 +16,7 @@ from typing import Any
 from modules.trainer.logs import get_logger
 
 log = get_logger("trainer")
+MAX_WAITING_EXPORTS = 3  # exports of unscored validation steps kept while the scorer catches up
 
 
 class ScoringHook:
@@ -28,6 +29,9 @@ class ScoringHook:
         self.alarm_key: tuple | None = None
         self.reported_off: set[str] = set()
         self.stop_reason: str | None = None
+        if self.enabled:  # an alarm raised before this start (e.g. the one that stopped it) is not news
+            alarm = self._alarm()
+            self.alarm_key = (alarm.best.step, alarm.worse[-1].step) if alarm else None
 
     @property
     def enabled(self) -> bool:
@@ -70,7 +74,7 @@ class ScoringHook:
                 self.reported_off.add(key)
                 log.warning(f"scoring: {reason}; training goes on")
 
-    def _check_alarm(self) -> None:
+    def _alarm(self):
         from modules.evaluation.best import overfitting_alarm, scored_series, train_curve
         from modules.evaluation.store import scored_steps
         from modules.trainer.metrics import read_metrics
@@ -78,7 +82,16 @@ class ScoringHook:
         o = self.options
         series = scored_series(scored_steps(self.t.run_dir), o.wer_weight, o.speaker_weight)
         main = getattr(self.t.recipe, "main_loss", "loss")
-        alarm = overfitting_alarm(series, train_curve(read_metrics(self.t.paths.metrics), main), o.patience)
+        return overfitting_alarm(series, train_curve(read_metrics(self.t.paths.metrics), main), o.patience)
+
+    def after_run(self) -> None:
+        """At the end of the run: a scorer that is off is reported even when no validation followed."""
+        if self.enabled:
+            self._report_off()
+
+    def _check_alarm(self) -> None:
+        o = self.options
+        alarm = self._alarm()
         if alarm is None:
             return
         key = (alarm.best.step, alarm.worse[-1].step)
@@ -104,6 +117,7 @@ class ScoringHook:
         best = best_of(scored_series(scored, self.options.wer_weight, self.options.speaker_weight))
         if best is not None:
             keep.add(best.step)
-        if self.scorer_alive():
-            keep |= {s for s in sample_steps(self.t.run_dir) if s not in scored and s <= self.t.step}
+        if self.scorer_alive():  # the newest few only: a starved scorer must not keep every export
+            waiting = [s for s in sample_steps(self.t.run_dir) if s not in scored and s <= self.t.step]
+            keep |= set(waiting[-MAX_WAITING_EXPORTS:])
         return keep

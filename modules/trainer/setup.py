@@ -45,6 +45,11 @@ class TrainerSetup:
                             "or --fresh to start over (the old run folder is kept under a new name)")
         if not self.main:
             return
+        if self.run_dir.is_dir():
+            from modules.evaluation.runner import stop_scorer
+
+            if stop_scorer(self.run_dir):  # a scorer of an earlier start must not write into this one
+                log.info("stopped the validation scorer of the previous start of this run")
         if self.fresh and self.resume is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
             if lock_holder(self.run_dir) is not None:
                 raise UserError(f"{self.run_dir}: a trainer is running there; stop it before starting fresh")
@@ -152,6 +157,7 @@ class TrainerSetup:
         self.log(f"resuming from {path} (step {self.step}, epoch {self.epoch}, step {self.step_in_epoch} "
                  f"of {self.spe} in the epoch)")
         self._set_aside_newer_states()
+        self._set_aside_newer_samples()
         return state
 
     def _set_aside_newer_states(self) -> None:
@@ -170,6 +176,20 @@ class TrainerSetup:
                     p.rename(folder / p.name)
         self.log(f"moved {len(newer)} newer state(s) of the abandoned continuation "
                  f"to {folder.relative_to(self.run_dir)}")
+
+    def _set_aside_newer_samples(self) -> None:
+        """Validation audio of steps after the resumed one belongs to the abandoned continuation: moved
+        to ``samples/abandoned-TIME/`` so neither the Run tab nor the scorer takes it for this run's."""
+        if not self.main or not self.paths.samples.is_dir():
+            return
+        newer = [p for p in self.paths.samples.glob("step_*") if p.is_dir() and p.name[5:].isdigit()
+                 and int(p.name[5:]) > self.step]
+        if not newer:
+            return
+        folder = self.paths.samples / f"abandoned-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in newer:
+            p.rename(folder / p.name)
 
     def _wrap(self) -> None:
         self.models: dict[str, nn.Module] = dict(self.plain)

@@ -75,7 +75,8 @@ def test_scores_every_validation_step_best_and_export(ws, tiny_en, tmp_path):  #
     marked = [label for label, _ in resume_choices(w, run) if "★ best" in label]
     assert len(marked) == 1 and marked[0].startswith(f"step {best['step']} ")
     first_ckpt = checkpoint_choices(w, run)[0][0]
-    assert "★ best" in first_ckpt and f"{best['step']:08d}" in first_ckpt  # listed first, marked
+    assert "★ best" in first_ckpt  # listed first, marked (its export, or its state when the export was pruned)
+    assert f"{best['step']:08d}" in first_ckpt or f"step {best['step']} " in first_ckpt
 
     out = tmp_path / "best"
     done = _cli(ws, "export", str(run), "--best", "--out", str(out))
@@ -95,6 +96,21 @@ def test_scores_every_validation_step_best_and_export(ws, tiny_en, tmp_path):  #
                                          "upsample_initial_channel", "resblock_kernel_sizes",
                                          "resblock_dilation_sizes")})
     gen.load_state_dict(torch.load(g, map_location="cpu", weights_only=True)["generator"])  # strict, as jik876
+
+    # a step whose export was pruned is written from its state, and the run is left exactly as it was
+    for f in (run / "checkpoints").glob("*00000006"):
+        f.unlink()
+    before = ((run / "metrics.jsonl").read_text(), sorted(p.name for p in (run / "states").iterdir()),
+              sorted(p.name for p in (run / "checkpoints").iterdir()))
+    done = _cli(ws, "export", str(run), "--step", "6", "--out", str(tmp_path / "six"))
+    assert done.returncode == 0, done.stderr
+    state_g = torch.load(run / "states" / "step_00000006.pt", map_location="cpu", weights_only=False)
+    six = torch.load(tmp_path / "six" / "g_00000006", map_location="cpu", weights_only=True)["generator"]
+    assert all(torch.equal(six[k], v) for k, v in state_g["models"]["generator"].items())
+    assert (tmp_path / "six" / "config.json").is_file() and json.loads(
+        (tmp_path / "six" / "scores.json").read_text())["step"] == 6
+    assert before == ((run / "metrics.jsonl").read_text(), sorted(p.name for p in (run / "states").iterdir()),
+                      sorted(p.name for p in (run / "checkpoints").iterdir()))
 
 
 def test_alarm_stops_a_run_whose_samples_get_worse(ws, tiny_en, monkeypatch):  # noqa: F811
@@ -116,17 +132,38 @@ def test_alarm_stops_a_run_whose_samples_get_worse(ws, tiny_en, monkeypatch):  #
     assert all(scored[s]["val_score"] < scored[6]["val_score"] - 0.3 for s in (9, 12, 15))  # the noise tells
 
 
-def test_missing_whisper_model_is_reported_and_likeness_still_scored(ws, tiny_en, tmp_path):  # noqa: F811
+def test_missing_whisper_model_skips_scoring_with_a_reason_and_training_goes_on(ws, tiny_en, tmp_path):  # noqa: F811
     missing = tmp_path / "no-such-whisper"
     cfg = tiny_config(max_steps=45, validate_every_steps=3, save_every_steps=45, validation_samples=1,
                       evaluation={"whisper_model": str(missing), "device": "cpu"})
     assert train(ws, cfg) == 0
     run = run_dir(ws)
-    assert _cli(ws, "evaluate", str(run)).returncode == 0
+    again = _cli(ws, "evaluate", str(run))
+    assert again.returncode == 0 and "nothing was scored" in again.stdout and str(missing) in again.stdout
     log = (run / "train.log").read_text()
     assert "scoring: word error rate is off" in log and str(missing) in log and "training goes on" in log
-    records = [r for r in read_metrics(run) if r.get("validation") and "val_speaker_sim" in r]
-    assert records and all("val_wer" not in r for r in records)
+    assert "finished at step 45" in log
+    assert not [r for r in read_metrics(run) if r.get("validation") and "val_speaker_sim" in r]
     from app.evaluation_view import evaluation_markdown
 
-    assert "word error rate is off" in evaluation_markdown(run)
+    assert "scoring is skipped" in evaluation_markdown(run)
+
+
+def test_a_starting_trainer_stops_the_scorer_of_an_earlier_start(tmp_path):
+    from modules.evaluation.runner import ScorerLock, stop_scorer
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from modules.evaluation.runner import ScorerLock\n"
+                               f"lock = ScorerLock(__import__('pathlib').Path({str(run)!r}))\nassert lock.acquire(False)\n"
+                               "print('held', flush=True)\ntime.sleep(600)"],
+                              cwd=REPO, env=python_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert ScorerLock(run).holder() == holder.pid
+        assert stop_scorer(run, timeout=10) is True
+        assert holder.wait(timeout=10) != 0 and ScorerLock(run).holder() is None
+        assert stop_scorer(run) is False  # nobody left to stop
+    finally:
+        holder.kill()
+
