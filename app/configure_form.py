@@ -64,6 +64,7 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Validation scoring (which checkpoint is best)", ("evaluation",)),
 ]
 OTHER_GROUP = "Other"
+FIT_GROUP = "Batch and hardware"  # the group the memory-fit check is shown in
 # which lr_schedule fields matter for which schedule type (the others are hidden, still saved)
 SCHEDULE_FIELDS = {
     "exponential": ("gamma",),
@@ -327,6 +328,15 @@ def validate_form(ws: Workspace, values: Mapping[str, Any], gpus_available: int 
         lines.append("\n✅ No warnings.")
     frame = pd.DataFrame(plan.lr_points or [], columns=["step", "learning rate"])
     return "\n".join(lines), frame, plan.warnings
+
+
+def fit_form(ws: Workspace, values: Mapping[str, Any]) -> str:
+    """Will the batch fit (``modules.trainer.fit``): a dry run on a GPU, an estimate on the CPU."""
+    from modules.trainer.fit import fit_check
+
+    result = fit_check(form_to_config(values), ws)
+    icon = "✅" if result.fits else "❌"
+    return f"{icon} {result.message}"
 
 
 def dataset_choices(ws: Workspace) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.configure_form import (
+    FIT_GROUP,
     OTHER_GROUP,
     SCHEDULE_FIELDS,
     FormField,
@@ -12,6 +13,7 @@ from app.configure_form import (
     dataset_choices,
     default_form,
     default_model,
+    fit_form,
     form_fields,
     form_keys,
     form_to_dict,
@@ -96,6 +98,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                 comps[f.key] = _widget(gr, f, initial.get(f.key), _shown(visible))
                                 if sub and sub != "type":
                                     schedule_widgets[sub] = comps[f.key]
+                    if group == FIT_GROUP:  # the memory-fit check sits beside the batch it checks
+                        with gr.Row():
+                            fit_btn = gr.Button("Check memory fit", elem_id="cfg-fit-check", scale=1)
+                            fit_md = gr.Markdown("", elem_id="cfg-fit")
                 if is_section:
                     section_boxes[group] = box
         with gr.Column(scale=2):
@@ -199,6 +205,14 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         return ok("Validated."), text, frame
 
     validate_btn.click(on_validate, inputs, [message, report, lr_plot])
+
+    def on_fit(*args):
+        try:
+            return fit_form(ws, values_of(args))
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Check memory fit")
+
+    fit_btn.click(on_fit, inputs, fit_md)
 
     def on_save(name, *args):
         try:

@@ -34,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--export-only", action="store_true",
                    help="write the interchange files (g_/do_, _gpt.pth) of the newest state, then exit "
                         "(implies --resume latest)")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="skip the dry run that checks, on a GPU, that the batch fits before training")
 
 
 def _config_path(value: str, workspace: Any) -> Path:
@@ -99,6 +101,8 @@ def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
               file=sys.stderr)
     from modules.trainer.core import Trainer
 
+    if not (D.under_torchrun() or args.export_only or args.no_fit_check) and gpus >= 1:
+        _check_fit(config, workspace)
     recipe_cls = None
     if args.recipe:
         from modules.model_spec import load_class
@@ -109,3 +113,21 @@ def _set_up(args: argparse.Namespace, workspace: Any) -> Callable[[], int]:
     trainer = Trainer(config, workspace, path, resume=resume, force=args.force, fresh=args.fresh,
                       recipe_cls=recipe_cls, gpus=gpus, command=command, export_only=args.export_only)
     return trainer.run
+
+
+def _check_fit(config: Any, workspace: Any) -> None:
+    """On a GPU, a dry run of a few steps before the run: a batch that does not fit is refused now,
+    with the batch that does, instead of an out-of-memory exit later (``--no-fit-check`` skips it)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    from modules.errors import UserError
+    from modules.trainer.fit import fit_check
+
+    result = fit_check(config, workspace, device="cuda")
+    torch.cuda.empty_cache()
+    if not result.fits:
+        raise UserError(f"{result.message} (or pass --no-fit-check to try anyway)")
+    print(f"fit check: {result.message}", flush=True)
+

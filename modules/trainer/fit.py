@@ -140,18 +140,18 @@ def probe(config: Any, workspace: Any, batch: int, *, steps: int = 3, device: st
                  counts["activations"])
 
 
-def _largest(config: Any, workspace: Any, start: Probe, limit: int) -> int | None:
+def _largest(config: Any, workspace: Any, start: Probe, limit: int, device: str) -> int | None:
     """Double from ``start`` until a step does not fit (or ``limit``), then bisect."""
     good = start.batch if start.fits else None
     bad = None if start.fits else start.batch
     while bad is None and good is not None and good * 2 <= limit:
-        p = probe(config, workspace, good * 2)
+        p = probe(config, workspace, good * 2, device=device)
         if p.fits:
             good = p.batch
         else:
             bad = p.batch
     while good is None and bad is not None and bad > 1:
-        p = probe(config, workspace, max(1, bad // 2))
+        p = probe(config, workspace, max(1, bad // 2), device=device)
         if p.fits:
             good = p.batch
         else:
@@ -160,7 +160,7 @@ def _largest(config: Any, workspace: Any, start: Probe, limit: int) -> int | Non
         return None
     while bad is not None and bad - good > max(1, good // 8):
         mid = (good + bad) // 2
-        if probe(config, workspace, mid).fits:
+        if probe(config, workspace, mid, device=device).fits:
             good = mid
         else:
             bad = mid
@@ -184,24 +184,27 @@ def _available_ram() -> int | None:
     return None
 
 
-def fit_check(config: Any, workspace: Any, *, search: bool = False, device: str | None = None) -> FitResult:
+def fit_check(config: Any, workspace: Any, *, search: bool = False, device: str | None = None,
+              dry_run: bool | None = None) -> FitResult:
     """The dry run (GPU) or the estimate (CPU) of ``config`` at its batch; ``search`` adds the largest
-    batch that fits. See the module docstring."""
+    batch that fits. ``dry_run=True`` runs the GPU procedure on the CPU too (real steps, no memory
+    figures), which is how the tests drive the out-of-memory search. See the module docstring."""
     device = device or ("cuda" if torch.cuda.is_available() and config.gpus else "cpu")
     batch = int(config.batch_size)
-    if device == "cuda":
-        first = probe(config, workspace, batch, device="cuda")
-        largest = _largest(config, workspace, first, dataset_limit(config, workspace)) if (
+    if dry_run if dry_run is not None else device == "cuda":
+        first = probe(config, workspace, batch, device=device)
+        largest = _largest(config, workspace, first, dataset_limit(config, workspace), device) if (
             search or not first.fits) else None
         if first.fits:
-            msg = (f"batch {batch} fits: peak {first.peak_memory_bytes / 2**30:.1f} GiB of "
-                   f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, "
-                   f"{first.step_seconds:.3f} s per step")
+            memory = (f"peak {first.peak_memory_bytes / 2**30:.1f} GiB of "
+                      f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, "
+                      if first.peak_memory_bytes is not None else "")
+            msg = f"batch {batch} fits: {memory}{first.step_seconds:.3f} s per step"
         else:
             msg = (f"batch {batch} does not fit on this GPU (out of memory); "
                    + (f"batch {largest} does: set batch_size to {largest} and raise grad_accumulation to keep "
                       "the global batch" if largest else "not even batch 1 fits: lower segment_size or use bf16"))
-        return FitResult("cuda", False, batch, first.peak_memory_bytes, first.step_seconds,
+        return FitResult(device, False, batch, first.peak_memory_bytes, first.step_seconds,
                          largest if (search or not first.fits) else None, first.fits, msg)
     one = probe(config, workspace, 1, steps=1, device="cpu", count_activations=True)
     fixed = one.weight_bytes + one.state_bytes

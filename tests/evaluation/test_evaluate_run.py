@@ -155,7 +155,8 @@ def test_a_starting_trainer_stops_the_scorer_of_an_earlier_start(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
                                "from modules.evaluation.runner import ScorerLock\n"
-                               f"lock = ScorerLock(__import__('pathlib').Path({str(run)!r}))\nassert lock.acquire(False)\n"
+                               f"lock = ScorerLock(__import__('pathlib').Path({str(run)!r}))\n"
+                               "assert lock.acquire(False)\n"
                                "print('held', flush=True)\ntime.sleep(600)"],
                               cwd=REPO, env=python_env(), stdout=subprocess.PIPE, text=True)
     try:
