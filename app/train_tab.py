@@ -133,7 +133,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
             try_penalty = gr.Slider(1.0, 10.0, value=float(synthesize_defaults()["repetition_penalty"]), step=0.1,
                                     label="Repetition penalty (autoregressive)", elem_id="train-try-penalty",
                                     scale=1)
-        try_btn = gr.Button("Vocode / speak", elem_id="train-try-run")
+        with gr.Row():
+            try_engine = gr.Radio([("PyTorch", "torch"), ("ONNX Runtime (CPU)", "onnx")], value="torch",
+                                  label="Engine (HiFi-GAN runs)", elem_id="train-try-engine", scale=1)
+            try_btn = gr.Button("Vocode / speak", elem_id="train-try-run", scale=2)
         try_msg = gr.Markdown("", elem_id="train-try-message")
         # speech chunks as they are decoded, played in the browser by app.live_audio's script
         try_live = gr.Textbox("", visible=False, elem_id="train-try-live")
@@ -375,7 +378,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     tb_btn.click(on_tensorboard, config, tb_link)
 
     # ---- try it ---------------------------------------------------------------------------------
-    def on_try(label, ckpt, clips, uploads, text, penalty):
+    def on_try(label, ckpt, clips, uploads, text, penalty, engine):
         """Vocode a clip, or speak the text; speech plays in the browser chunk by chunk as it is decoded."""
         from app.live_audio import chunk_payload
 
@@ -400,15 +403,16 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 done = (f"Spoke with `{Path(ckpt).name}` and {len(sources)} reference clip(s), rendered by "
                         f"{md_escape(by)} ({chunks} chunk(s) played as decoded)")
             else:
-                out = vocode_clip(ws, ckpt, sources[0])
-                done = f"Vocoded `{Path(sources[0]).name}` with `{Path(ckpt).name}`"
+                out = vocode_clip(ws, ckpt, sources[0], engine or "torch")
+                done = f"Vocoded `{Path(sources[0]).name}` with `{Path(ckpt).name}`" + (
+                    " on ONNX Runtime" if engine == "onnx" else "")
         except Exception as exc:  # noqa: BLE001
             yield describe_exception(exc, "Try it"), gr.update(), None
             return
         yield ok(f"{done} → `{rel_path(ws, out)}`"), gr.update(), playable(out)
 
     # minutes of inference run in their own queue group: the other tabs' callbacks keep their workers
-    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty],
+    try_btn.click(on_try, [config, try_ckpt, try_clip, try_upload, try_text, try_penalty, try_engine],
                   [try_msg, try_live, try_out], concurrency_id="try-it", concurrency_limit=1)
     try_live.change(None, try_live, None, js=PLAY_CHUNK_JS)
 

@@ -97,13 +97,16 @@ def _try_inputs(ws: Workspace, checkpoint: str, clips: str | list[str]) -> tuple
     return ckpt, srcs, run_dir / "try_it" / time.strftime("%Y%m%d-%H%M%S")
 
 
-def vocode_clip(ws: Workspace, checkpoint: str, clip: str) -> Path:
+def vocode_clip(ws: Workspace, checkpoint: str, clip: str, engine: str = "torch") -> Path:
     """Resynthesise one clip with a run's HiFi-GAN checkpoint (the ``vocode`` command's library
-    function; the generator stays loaded for the next click on the same checkpoint)."""
+    function; the generator stays loaded for the next click on the same checkpoint). ``engine``
+    "onnx" runs the generator exported to ONNX with onnxruntime on the CPU."""
     from modules.hifigan.vocode import VocodeOptions, vocode_files
 
     ckpt, srcs, out_dir = _try_inputs(ws, checkpoint, clip)
-    return vocode_files(VocodeOptions(ckpt), [srcs[0]], out_dir, ws.models, log=lambda _: None)[0]
+    options = VocodeOptions(ckpt, engine=engine, onnx_cache=ws.models / ".cache" / "onnx",
+                            device="cpu" if engine == "onnx" else "auto")
+    return vocode_files(options, [srcs[0]], out_dir, ws.models, log=lambda _: None)[0]
 
 
 def synthesize_defaults() -> dict[str, Any]:

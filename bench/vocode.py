@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--amp", action="store_true", help="also time ours in bf16 autocast")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
+    p.add_argument("--onnx", action="store_true", help="also time the generator exported to ONNX (onnxruntime, CPU)")
     args = p.parse_args()
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda"
                           else "cpu")
@@ -110,18 +111,31 @@ def main() -> None:
 
             cases.append(("ours + torch.compile + bf16", run_compiled_bf16))
 
+    if args.onnx and device.type == "cpu":
+        import tempfile
+        from pathlib import Path
+
+        from modules.hifigan.onnx_engine import OnnxGenerator, export_onnx
+
+        onnx_gen = OnnxGenerator(export_onnx(ours, {**h, "in_channels": 80},
+                                             Path(tempfile.mkdtemp()) / "generator.onnx"), h)
+        cases.append(("ours exported to ONNX, onnxruntime", lambda x: onnx_gen(x)))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"HiFi-GAN {args.preset.upper()} vocoding: {args.batch} x {args.seconds:g} s of audio per call on {device} "
           f"({name}), {args.repeats} timed calls")
     ref = None
     base_rtf = None
+    rtfs = {}
     for label, fn in cases:
         seconds, y = _time(fn, mel, device, args.repeats)
         rtf = seconds / audio_s
         base_rtf = base_rtf or rtf
         diff = "" if ref is None else f"  max |diff| vs plain {float((y.float() - ref).abs().max()):.2e}"
         ref = y.float() if ref is None else ref
-        print(f"{label:50s} RTF {rtf:.5f} ({1 / rtf:8.1f}x real time, {base_rtf / rtf:5.2f}x plain){diff}")
+        rtfs[label] = rtf
+        folded = rtfs.get("ours: weight norm folded, inference_mode, fp32")
+        vs = f", {folded / rtf:5.2f}x folded eager" if folded and label.startswith("ours exported") else ""
+        print(f"{label:50s} RTF {rtf:.5f} ({1 / rtf:8.1f}x real time, {base_rtf / rtf:5.2f}x plain{vs}){diff}")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,27 @@ def export_checkpoint(workspace: Any, run_dir: Path, out_dir: Path, *, step: int
               "files": [p.name for p in written]}
     written.append(atomic_write_json(out_dir / "scores.json", scores))
     return ExportResult(chosen, out_dir, written, scores, note)
+
+
+def write_onnx(workspace: Any, run_dir: Path, step: int | None, out_dir: Path | None) -> Path:
+    """The HiFi-GAN generator of ``step`` (default: the newest with files) as ``g_STEP.onnx`` in
+    ``out_dir`` (default: the run's ``checkpoints/``), with ``config.json`` beside it."""
+    from modules.config.schema import load_config
+    from modules.hifigan import load_generator_with_config
+    from modules.hifigan.onnx_engine import export_onnx
+
+    run_dir = Path(run_dir)
+    if load_config(RunPaths(run_dir).config).model != "hifigan":
+        raise UserError(f"{run_dir}: --onnx exports HiFi-GAN generators; this run trains another model")
+    have = checkpoint_steps(run_dir)
+    step = max(have) if step is None and have else step
+    if step is None:
+        raise UserError(f"{run_dir}: no checkpoint yet (no export and no state)")
+    paths = RunPaths(run_dir)
+    source = paths.checkpoints / f"g_{step:08d}"
+    if not source.is_file():
+        source = paths.state_file(step)
+    generator, h = load_generator_with_config(source, None, "cpu")
+    out_dir = Path(out_dir) if out_dir is not None else paths.checkpoints
+    return export_onnx(generator.remove_weight_norm(), h, out_dir / f"g_{step:08d}.onnx")
+

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from modules.errors import UserError
 
 FEATURE_EXTENSIONS = (".npy", ".pt")
+ENGINES = ("torch", "onnx")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,6 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, .npy/.pt feature files, or folders of them")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for NAME.wav files")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--engine", default="torch", choices=ENGINES,
+                   help="torch (default), or onnx: onnxruntime on the CPU (the generator exported once and "
+                        "cached in models/.cache/onnx/, or a .onnx file from `export --onnx` as --checkpoint)")
     p.set_defaults(command="vocode")
     return p
 
@@ -64,6 +68,8 @@ class VocodeOptions:
     checkpoint: Path
     config: Path | None = None
     device: str = "auto"
+    engine: str = "torch"  # or "onnx" (onnxruntime, CPU)
+    onnx_cache: Path | None = None  # where exported .onnx files are kept (models/.cache/onnx)
 
 
 @dataclass
@@ -84,6 +90,8 @@ def load_vocoder(options: VocodeOptions) -> LoadedVocoder:
     from modules.hifigan import checkpoint as ckpt
     from modules.hifigan import load_generator_with_config
 
+    if options.engine == "onnx":
+        return _load_onnx(options)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is visible; use --device cpu")
@@ -95,6 +103,25 @@ def load_vocoder(options: VocodeOptions) -> LoadedVocoder:
             _LOADED.clear()
             generator, h = load_generator_with_config(path, options.config, device)
             _LOADED[key] = LoadedVocoder(generator.remove_weight_norm(), h, device)
+        return _LOADED[key]
+
+
+def _load_onnx(options: VocodeOptions) -> LoadedVocoder:
+    """The onnxruntime generator of ``options`` (exported and cached on first use; CPU only)."""
+    from modules.hifigan.onnx_engine import OnnxGenerator, cached_onnx
+
+    if options.device == "cuda":
+        raise UserError("--engine onnx runs on the CPU; use --device auto or cpu (or --engine torch on a GPU)")
+    path = Path(options.checkpoint)
+    st = path.stat() if path.exists() else None
+    key = ("onnx", str(path), st.st_size if st else 0, st.st_mtime_ns if st else 0, str(options.config))
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED.clear()
+            cache = options.onnx_cache or path.parent / ".onnx-cache"
+            onnx_path, h = cached_onnx(path, options.config, cache)
+            h.setdefault("in_channels", int(h["num_mels"]))
+            _LOADED[key] = LoadedVocoder(OnnxGenerator(onnx_path, h), h, "cpu")
         return _LOADED[key]
 
 
@@ -154,7 +181,8 @@ def vocode_files(options: VocodeOptions, inputs: list[Path], out_dir: Path, mode
 
 def run(args: argparse.Namespace, workspace) -> int:
     options = VocodeOptions(_resolve(args.checkpoint, workspace),
-                            _resolve(args.config, workspace) if args.config else None, args.device)
+                            _resolve(args.config, workspace) if args.config else None, args.device, args.engine,
+                            workspace.models / ".cache" / "onnx")
     vocode_files(options, [_resolve(p, workspace) for p in args.inputs], _resolve(args.out, workspace),
                  workspace.models)
     return 0

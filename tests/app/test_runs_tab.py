@@ -222,6 +222,11 @@ def test_try_it_vocodes_and_speaks_with_real_checkpoints(tmp_path, shared):
     out = vocode_clip(ws, g, clip)
     wave, rate = sf.read(out)
     assert rate == 22050 and abs(len(wave) - sf.info(root / clip).frames) <= 256
+    import time
+
+    time.sleep(1.1)  # Try it names its output folder by the second
+    onnx_wave, _ = sf.read(vocode_clip(ws, g, clip, "onnx"))  # the same generator on onnxruntime
+    assert onnx_wave.shape == wave.shape and abs(onnx_wave - wave).max() < 2 / 32768 + 1e-4
 
 
 def test_a_second_try_it_does_not_reload_the_models(tmp_path, shared, monkeypatch):
