@@ -3,9 +3,12 @@
 GPU: the full-size model (421M parameters) at batch 8 with our settings (bf16 autocast,
 gradient checkpointing, SDPA attention, fused AdamW) against a plain eager reference loop
 (fp32, no checkpointing, the math attention kernel, AdamW) measured in the same run.
-CPU: the tiny from-scratch model. Prints figures; asserts nothing.
+CPU: the tiny from-scratch model. Prints steps/s, tokens/s (batch x sequence x steps/s), peak
+memory and model FLOPs utilisation (one step's FLOPs counted with torch.utils.flop_counter, over
+step time and the GPU's dense peak); asserts nothing.
 
     python bench/train_autoregressive.py                # GPU when available, else CPU tiny
+    python bench/train_autoregressive.py --batches 8,16 # each batch in turn
     python bench/train_autoregressive.py --device cpu --tiny
 """
 
@@ -17,7 +20,9 @@ import gc
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from bench._throughput import peak_tflops
 from modules.autoregressive.checkpoint import build_unified_voice
 
 TINY = {"layers": 2, "model_dim": 64, "heads": 4, "max_text_tokens": 120, "max_mel_tokens": 250}
@@ -54,14 +59,19 @@ def run_mode(name: str, hp: dict, device: torch.device, batch: int, text_len: in
         attn_ctx = sdpa_kernel(SDPBackend.MATH)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     times, losses = [], []
+    flops = None
     try:
         with attn_ctx:
             for i in range(warmup + steps):
                 t0 = time.perf_counter()
-                with amp:
-                    lt, lm, _ = model(*data)
-                loss = 0.01 * lt + lm
-                loss.backward()
+                counter = FlopCounterMode(display=False) if i == 0 else contextlib.nullcontext()
+                with counter:
+                    with amp:
+                        lt, lm, _ = model(*data)
+                    loss = 0.01 * lt + lm
+                    loss.backward()
+                if i == 0:
+                    flops = int(counter.get_total_flops())
                 torch.nn.utils.clip_grad_norm_(params, 4.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -70,7 +80,7 @@ def run_mode(name: str, hp: dict, device: torch.device, batch: int, text_len: in
                 if i >= warmup:
                     times.append(time.perf_counter() - t0)
                     losses.append(float(loss.detach()))
-        out = {"mode": name, "ok": True, "step_s": sum(times) / len(times), "loss": losses[-1]}
+        out = {"mode": name, "ok": True, "step_s": sum(times) / len(times), "loss": losses[-1], "flops": flops}
     except torch.OutOfMemoryError:
         out = {"mode": name, "ok": False}
     if device.type == "cuda":
@@ -117,6 +127,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="the tiny model (default on the CPU)")
     ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--batches", default=None, metavar="B[,B...]", help="measure each of these batches in turn")
     ap.add_argument("--text-len", type=int, default=100, help="text tokens per item")
     ap.add_argument("--mel-len", type=int, default=250, help="mel codes per item (250 = 11.6 s, DLAS's cap)")
     ap.add_argument("--steps", type=int, default=10)
@@ -129,8 +140,13 @@ def main() -> None:
         device_check(device)
     tiny = args.tiny or device.type == "cpu"
     hp = TINY if tiny else {}
-    batch = args.batch or (4 if tiny else 8)
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else [args.batch or (4 if tiny else 8)]
     torch.set_num_threads(args.threads)
+    for batch in batches:
+        measure(args, device, hp, tiny, batch)
+
+
+def measure(args, device: torch.device, hp: dict, tiny: bool, batch: int) -> None:
     if device.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     else:
@@ -159,8 +175,12 @@ def main() -> None:
             continue
         sps = 1.0 / r["step_s"]
         mem = f", peak {r['peak_gib']:.2f} GiB" if "peak_gib" in r else ""
-        print(f"{name}: {sps:.2f} steps/s, {sps * batch * seq:,.0f} tokens/s, {sps * batch:.1f} items/s{mem} "
-              f"(loss {r['loss']:.3f})")
+        tflops = (r["flops"] or 0) * sps / 1e12
+        peak = peak_tflops(torch.cuda.get_device_name(device), "bf16" if kw["bf16"] else "fp32") if (
+            device.type == "cuda") else None
+        mfu = f" = MFU {tflops / peak:.1%}" if peak else ""
+        print(f"{name}: {sps:.2f} steps/s, {sps * batch * seq:,.0f} tokens/s, {sps * batch:.1f} items/s{mem}, "
+              f"{tflops:.2f} TFLOP/s{mfu} (loss {r['loss']:.3f})")
     if device.type == "cuda":
         for i, ref in ((0, 3), (1, 2)):
             a, b = results[i], results[ref]
