@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "modules.trainer.cli",
     "evaluate": "modules.evaluation.cli",
     "export": "modules.evaluation.export_cli",
+    "queue": "modules.run_manager.queue_cli",
 }
 
 

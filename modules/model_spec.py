@@ -66,6 +66,7 @@ class ModelSpec:
     plan_checks: str | None = None  # "module:fn" (config, root, dataset_dir) -> [(key, message, fix, level)]
     memory_hints: Callable[[Any], tuple[list[str], list[str]]] | None = None  # options -> (knobs, advice)
     commands: Mapping[str, str] = field(default_factory=dict)  # CLI command -> module with add_parser/run
+    auto_budget: str | None = None  # "module:fn" (DatasetStats) -> the fine-tune budget (modules.config.auto)
 
     def recipe_class(self) -> type:
         return load_ref(self.recipe)

@@ -325,7 +325,10 @@ class AutoregressiveRecipe(Recipe):
                                      self._path("diffusion_decoder"), self._path("univnet"),
                                      self._resolve(vocoder) if vocoder else None)
             choice = decoder_choice(options, self.workspace_root / "models", setting="autoregressive.decoder")
-            amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(self.config.precision))
+            from modules.trainer.precision import resolve_precision
+
+            amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(resolve_precision(self.config.precision,
+                                                                                        self.device))
             if choice.kind == "preview":
                 from modules.autoregressive.decoders import PreviewDecoder
                 from modules.autoregressive.vocoding import GriffinLimVocoder, HifiganVocoder

@@ -30,4 +30,5 @@ SPEC = ModelSpec(
     plan_checks="modules.autoregressive.plan_checks:plan_checks",
     memory_hints=options.memory_hints,
     commands={"synthesize": "modules.autoregressive.synthesize", "tokenizer": "modules.autoregressive.tokenizer_cli"},
+    auto_budget="modules.autoregressive.auto:budget",
 )

@@ -35,6 +35,9 @@ def add_parser(subparsers: Any) -> None:
                    help="set a (dotted) key, value parsed as YAML; repeatable, e.g. --set hifigan.segment_size=4096")
     p.add_argument("--out", help="where to write the YAML (relative to the current directory)")
     p.add_argument("--strict", action="store_true", help="exit non-zero when the plan has errors")
+    p.add_argument("--auto", action="store_true",
+                   help="derive length, cadence, warm-up, batch and precision from the dataset and the hardware "
+                        "(one line per value says why; --set values win)")
     p.add_argument("--fit", action="store_true",
                    help="check: will the batch fit? a dry run of real steps on a GPU, an estimate on the CPU")
     p.add_argument("--largest", action="store_true", help="with --fit: also search the largest batch that fits")
@@ -96,6 +99,13 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
         config = schema.default_config(args.model, _dataset_key(workspace, args.dataset), args.preset)
     if args.base:
         config.base = _workspace_path(workspace, args.base)
+    if args.auto:
+        from modules.config.auto import apply, derive
+
+        derived = derive(schema.apply_overrides(config, args.overrides), workspace)
+        for d in derived:
+            print(d.line())
+        config = apply(config, derived)
     config = schema.apply_overrides(config, args.overrides)
     out = schema.save_config(config, args.out)
     print(f"wrote {out}")

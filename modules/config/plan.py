@@ -45,6 +45,7 @@ class RunPlan:
     epochs_run: float  # epochs the run will really cover (max_steps may cut it short)
     lr_points: list[tuple[int, float]] = field(default_factory=list)
     warnings: list[PlanWarning] = field(default_factory=list)
+    precision: str = ""  # what the config's precision means on this machine ("fp32 (auto)", "bf16")
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,8 @@ class RunPlan:
             f"steps per epoch {self.steps_per_epoch}, total steps {self.total_steps} "
             f"({self.epochs_run:.2f} epochs)",
         ]
+        if self.precision:
+            lines.append(f"precision {self.precision} on this machine")
         lines += [str(w) for w in self.warnings]
         return "\n".join(lines)
 
@@ -124,6 +127,10 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
     total = total_steps(config.epochs, spe, config.max_steps)
     gb = config.batch_size * config.grad_accumulation * world
     plan = RunPlan(n_train, n_val, world, spe, total, gb, total / spe if spe else 0.0, warnings=warnings)
+    from modules.trainer.precision import describe as precision_name
+
+    on_gpu = bool(config.gpus) and (detect_gpus() if gpus_available is None else gpus_available) > 0
+    plan.precision = precision_name(config.precision, "cuda" if on_gpu else "cpu")
 
     if n_train and spe == 0:
         per_rank = -(-n_train // world)

@@ -44,7 +44,7 @@ from modules.config.fields import ConfigError, option
 from modules.evaluation.options import EvaluationOptions
 
 SCHEDULE_TYPES = ("exponential", "multistep", "cosine", "constant")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _f = option  # the field declarations below are the generic (model-independent) keys
 
 
@@ -77,7 +77,9 @@ class TrainConfig:
     grad_accumulation: int = _f(1, lo=1, help="micro-batches per optimizer step")
     learning_rate: float = _f(2e-4, lo=0.0, hi=1.0, lo_open=True)
     lr_schedule: LRSchedule = field(default_factory=LRSchedule, metadata={"help": "learning-rate schedule"})
-    precision: str = _f("fp32", choices=PRECISIONS, help="bf16/fp16 use autocast; fp16 adds gradient scaling")
+    precision: str = _f("auto", choices=PRECISIONS,
+                        help="auto: bf16 on GPUs that have it, fp16 on older CUDA GPUs, fp32 on the CPU; "
+                             "bf16/fp16 use autocast; fp16 adds gradient scaling")
     gpus: int = _f(1, lo=0, help="processes/GPUs (DDP); 0 forces the CPU")
     num_workers: int = _f(2, lo=0, help="data loader worker processes")
     seed: int = _f(1234, lo=0)

@@ -31,4 +31,5 @@ SPEC = ModelSpec(
     plan_checks="modules.hifigan.plan_checks:plan_checks",
     memory_hints=options.memory_hints,
     commands={"vocode": "modules.hifigan.vocode"},
+    auto_budget="modules.hifigan.auto:budget",
 )

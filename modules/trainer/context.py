@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from modules.trainer import distributed as D
+from modules.trainer.precision import resolve_precision
 from modules.trainer.recipe import StepContext
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class CoreStepContext(StepContext):
     def __init__(self, trainer: "Trainer"):
         self.t = trainer
         self.device = trainer.device
-        self.precision = trainer.config.precision
+        self.precision = resolve_precision(trainer.config.precision, trainer.device)
         self.accumulation = trainer.config.grad_accumulation
         self.micro_step = 0
         self.global_step = 0

@@ -62,6 +62,7 @@ from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's hel
 from modules.trainer.failures import EXIT_DISK_FULL, EXIT_NONFINITE, EXIT_OK, EXIT_OOM, TrainerFailures  # noqa: F401
 from modules.trainer.logs import RunLog, get_logger
 from modules.trainer.metrics import MetricsLog, StatusFile, TensorBoard
+from modules.trainer.precision import describe as precision_name
 from modules.trainer.recipe import Recipe
 from modules.trainer.reporting import TrainerReporting
 from modules.trainer.scoring import ScoringHook
@@ -207,7 +208,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                                steps_per_epoch=self.spe, message="training")
             gb = c.batch_size * c.grad_accumulation * self.info.world_size
             log.info(f"{c.model}: {len(self.train_ds)} train items, {self.val_items} validation items, "
-                  f"{self.spe} steps/epoch, {self.total} steps, global batch {gb}, {c.precision}, "
+                  f"{self.spe} steps/epoch, {self.total} steps, global batch {gb}, "
+                  f"{precision_name(c.precision, self.device)}, "
                   f"device {self.device}, {self.info.world_size} process(es)")
         if self.resume is not None and self.main and exports.missing(self.paths.checkpoints, self.step):
             # a kill between the state and its export (or --export-only): write it from the state now

@@ -15,6 +15,7 @@ from modules.config.schema import config_hash
 from modules.fileutil import atomic_torch_save, atomic_write_json
 from modules.trainer.context import NonFiniteError, describe_batch
 from modules.trainer.logs import get_logger
+from modules.trainer.precision import describe as precision_name
 from modules.trainer.runfolder import STARTUP_STOP_MESSAGE, list_states, lock_holder, state_name
 
 EXIT_OK = 0
@@ -88,7 +89,8 @@ class TrainerFailures:
         msg = (f"non-finite {exc.what} at step {self.step + 1} ({vals}); training stopped and {last}. "
                f"Diagnostic: {diag.relative_to(self.run_dir) if diag else 'n/a'}. Try a lower learning_rate "
                f"(now {self.config.learning_rate:g}), set grad_clip, or use precision bf16/fp32 "
-               f"(now {self.config.precision}); then --resume latest --force (the changed settings shape the "
+               f"(now {precision_name(self.config.precision, self.device)}); then --resume latest --force "
+               "(the changed settings shape the "
                "run, so resuming with them needs --force)")
         if self.main:
             log.error(f"error: {msg}")
@@ -102,7 +104,8 @@ class TrainerFailures:
             torch.cuda.empty_cache()
         spec = model_registry.get(c.model)
         knobs, advice = spec.memory_hints(c.options) if spec.memory_hints else ([], [])
-        knobs = [f"batch_size {c.batch_size}", *knobs, f"precision {c.precision}",
+        knobs = [f"batch_size {c.batch_size}", *knobs,
+                 f"precision {precision_name(c.precision, self.device)}",
                  f"grad_accumulation {c.grad_accumulation}"]
         msg = (f"out of {self.device.type.upper()} memory at step {self.step + 1} ({', '.join(knobs)}). Lower "
                "batch_size and raise grad_accumulation by the same factor to keep the global batch"

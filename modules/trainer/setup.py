@@ -18,6 +18,7 @@ from modules.fileutil import atomic_write_text, remove_temp_files
 from modules.trainer import distributed as D
 from modules.trainer.context import seed_everything
 from modules.trainer.logs import get_logger
+from modules.trainer.precision import resolve_precision
 from modules.trainer.runfolder import RunLock, RunPaths, list_states, lock_holder, run_dir_for
 from modules.trainer.schedules import lr_factor, total_steps
 from modules.trainer.state import remove_orphan_sidecars, resolve_resume
@@ -101,7 +102,7 @@ class TrainerSetup:
     def _make_schedulers(self) -> None:
         for name, opt in self.optimizers.items():
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
-        if self.config.precision == "fp16":
+        if resolve_precision(self.config.precision, self.device) == "fp16":
             for name in self.optimizers:
                 self.scalers[name] = torch.amp.GradScaler(self.device.type)
 

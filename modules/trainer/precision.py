@@ -1,0 +1,30 @@
+"""``precision: auto``: the fastest precision the training device runs well.
+
+bf16 on CUDA GPUs that support it (Ampere and newer: same range as fp32, no loss scaling), fp16
+with loss scaling on older CUDA GPUs, fp32 on the CPU (CPU autocast gains little and changes the
+numbers). The config keeps ``auto``, so a run resumed on other hardware resolves again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXPLICIT = ("fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: Any) -> str:
+    """The precision ``precision`` means on ``device`` (a torch.device or "cpu"/"cuda")."""
+    if precision in EXPLICIT:
+        return precision
+    kind = getattr(device, "type", str(device))
+    if kind != "cuda":
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def describe(precision: str, device: Any) -> str:
+    """``fp32`` or ``bf16 (auto)``: what a log line or a message shows."""
+    resolved = resolve_precision(precision, device)
+    return f"{resolved} (auto)" if precision == "auto" else resolved
