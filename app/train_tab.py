@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from app.access import playable
 from app.evaluation_view import best_step, evaluation_markdown, export_best
 from app.live_audio import PLAY_CHUNK_JS
+from app.queue_panel import build_queue_panel
 from app.train_plots import PLOT_POINTS, PLOT_TITLES, plot_update, series_colours, series_selection, shown_series_frame
 from app.train_runs import (
     FRESH,
@@ -70,7 +71,8 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                              elem_id="train-resume", info="the run's saved states, newest first")
         gpus = gr.Dropdown(GPU_CHOICES, value="", label="GPUs", scale=1, elem_id="train-gpus")
     with gr.Row():
-        start_btn = gr.Button("Start", variant="primary", elem_id="train-start")
+        start_btn = gr.Button("Start now", variant="primary", elem_id="train-start")
+        queue_btn = gr.Button("Add to queue", elem_id="train-queue-add")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False)
         refresh_btn = gr.Button("Refresh", elem_id="train-refresh")
     message = gr.Markdown("", elem_id="train-message")
@@ -162,6 +164,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
 
     timer = gr.Timer(REFRESH_S)
     cache = gr.State({})
+    build_queue_panel(ws, config, resume, gpus, queue_btn, timer)
 
     # ---- refresh (timer, page load, config change) -----------------------------------------
     sample_outputs = [sample_note] + [c for slot in slots for c in slot]
