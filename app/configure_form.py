@@ -330,6 +330,25 @@ def validate_form(ws: Workspace, values: Mapping[str, Any], gpus_available: int 
     return "\n".join(lines), frame, plan.warnings
 
 
+def auto_config_name(model: str, dataset: str | None) -> str:
+    """The config name the form suggests until the user types one: DATASET-MODEL."""
+    name = Path(dataset).name if dataset else ""
+    return f"{name}-{model}" if name and name not in (".", "..") else model
+
+
+def auto_form(ws: Workspace, values: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The form with settings derived from the dataset and the hardware, and one line per derived value."""
+    from modules.config.auto import apply, derive
+
+    config = form_to_config(values)
+    derived = derive(config, ws)
+    new = config_to_form(apply(config, derived))
+    new["dataset"] = values.get("dataset") or new.get("dataset")
+    lines = ["**Derived settings** (edit any of them; Validate shows the plan):", ""]
+    lines += [f"- `{d.key}` = `{d.value}`: {d.why}" for d in derived]
+    return new, "\n".join(lines)
+
+
 def fit_form(ws: Workspace, values: Mapping[str, Any]) -> str:
     """Will the batch fit (``modules.trainer.fit``): a dry run on a GPU, an estimate on the CPU."""
     from modules.trainer.fit import fit_check

@@ -9,6 +9,8 @@ from app.configure_form import (
     OTHER_GROUP,
     SCHEDULE_FIELDS,
     FormField,
+    auto_config_name,
+    auto_form,
     base_choices,
     dataset_choices,
     default_form,
@@ -74,8 +76,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                             allow_custom_value=True, elem_id="cfg-base",
                                             info="fine-tune from this checkpoint (models/ or an earlier run)")
             with gr.Row():
-                config_name = gr.Textbox(value=first_model, label="Config name", elem_id="cfg-name",
-                                         info="saved as training/DATASET/configs/NAME.yaml")
+                config_name = gr.Textbox(value=auto_config_name(first_model, initial.get("dataset")),
+                                         label="Config name", elem_id="cfg-name",
+                                         info="saved as training/DATASET/configs/NAME.yaml (follows the model and "
+                                              "dataset until you type one)")
                 comps["run_name"] = gr.Textbox(value="", label="Run name", elem_id="cfg-run_name",
                                                info="run folder under DATASET/runs/ (blank: the config name)")
             groups: dict[str, list[FormField]] = {}
@@ -106,6 +110,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                     section_boxes[group] = box
         with gr.Column(scale=2):
             with gr.Row():
+                auto_btn = gr.Button("Auto", variant="secondary", elem_id="cfg-auto")
                 validate_btn = gr.Button("Validate", variant="secondary", elem_id="cfg-validate")
                 save_btn = gr.Button("Save", variant="primary", elem_id="cfg-save")
             message = gr.Markdown("", elem_id="cfg-message")
@@ -205,6 +210,27 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         return ok("Validated."), text, frame
 
     validate_btn.click(on_validate, inputs, [message, report, lr_plot])
+
+    def on_auto(*args):
+        """Length, cadence, warm-up, batch and precision from the dataset and the hardware."""
+        try:
+            new, text = auto_form(ws, values_of(args))
+        except Exception as exc:  # noqa: BLE001
+            return fill({}) + [describe_exception(exc, "Auto"), gr.update(), gr.update()]
+        return fill(new) + [ok("Derived settings applied."), text, yaml_preview(new)]
+
+    auto_btn.click(on_auto, inputs, fill_outputs + [message, report, preview])
+
+    # the config name follows model and dataset while it is one the form suggested (a typed one stays)
+    def follow_name(model, dataset, current):
+        suggested = {auto_config_name(m, d) for m in registry.names() for d in [dataset, *dataset_choices(ws), ""]}
+        if current and current not in suggested:
+            return gr.update()
+        return gr.update(value=auto_config_name(model, dataset))
+
+    for comp in (comps["model"], comps["dataset"]):
+        comp.change(follow_name, [comps["model"], comps["dataset"], config_name], config_name, queue=False,
+                    show_progress="hidden")
 
     def on_fit(*args):
         try:

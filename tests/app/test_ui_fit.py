@@ -19,3 +19,28 @@ def test_check_memory_fit_shows_the_estimate(ui, ws):  # noqa: F811
                "the fit estimate")
     text = note.inner_text()
     assert "estimated peak" in text and "at batch 16" in text and "an estimate" in text, text
+
+
+def test_name_follows_model_until_typed_and_auto_derives_settings(ui, ws):  # noqa: F811
+    app = ui.start(ws.root)
+    page = ui.page(height=1200)
+    page.goto(app.url)
+    gradio_ready(page)
+    open_tab(page, "Generate Configuration")
+    name = page.locator("#cfg-name textarea, #cfg-name input").first
+    assert name.input_value() == "demo-hifigan"
+    page.locator("#cfg-model input[value=autoregressive]").check()
+    wait_until(page, lambda: name.input_value() == "demo-autoregressive", 20, "the name following the model")
+    page.locator("#cfg-model input[value=hifigan]").check()
+    wait_until(page, lambda: name.input_value() == "demo-hifigan", 20, "the name following back")
+    page.locator("#cfg-auto").click()
+    report = page.locator("#cfg-report")
+    wait_until(page, lambda: "Derived settings" in report.inner_text(), 60, "the derived settings")
+    text = report.inner_text()
+    assert "max_steps" in text and "min of audio" in text and "validate_every_steps" in text, text
+    preview = page.locator("#cfg-preview")
+    wait_until(page, lambda: "precision: auto" in preview.inner_text(), 20, "the preview")
+    name.fill("mine")
+    page.locator("#cfg-model input[value=autoregressive]").check()
+    page.wait_for_timeout(1500)
+    assert name.input_value() == "mine"  # typed: it no longer follows
