@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "modules.evaluation.cli",
     "export": "modules.evaluation.export_cli",
     "queue": "modules.run_manager.queue_cli",
+    "quickstart": "modules.quickstart.cli",
 }
 
 

@@ -1,0 +1,1 @@
+"""Quick start: from a voice folder to trained, scored checkpoints in one command (``quickstart VOICE``)."""
