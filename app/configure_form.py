@@ -64,6 +64,27 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Validation scoring (which checkpoint is best)", ("evaluation",)),
 ]
 OTHER_GROUP = "Other"
+ADVANCED_SUFFIX = ":advanced"  # a model's section keys its spec lists in ``ui.advanced`` go to MODEL:advanced
+COLLAPSED_GROUPS = ("Validation scoring (which checkpoint is best)", OTHER_GROUP)  # generic groups shown closed
+
+
+def section_of(group: str) -> str | None:
+    """The model whose section a group shows (its up-front or its advanced part), None for generic groups."""
+    model = group[: -len(ADVANCED_SUFFIX)] if group.endswith(ADVANCED_SUFFIX) else group
+    return model if model in registry.SPECS else None
+
+
+def group_title(group: str) -> str:
+    model = section_of(group)
+    if model is None:
+        return group
+    label = registry.get(model).ui.label
+    return f"Advanced: {label}" if group.endswith(ADVANCED_SUFFIX) else label
+
+
+def group_open(group: str) -> bool:
+    """Up-front groups open, "Advanced" ones and the rarely touched generic groups collapsed."""
+    return not group.endswith(ADVANCED_SUFFIX) and group not in COLLAPSED_GROUPS
 FIT_GROUP = "Batch and hardware"  # the group the memory-fit check is shown in
 # which lr_schedule fields matter for which schedule type (the others are hidden, still saved)
 SCHEDULE_FIELDS = {
@@ -133,8 +154,12 @@ def form_fields() -> tuple[FormField, ...]:
 
     walk(TrainConfig, "", None, None)
     for spec in registry.all_specs():
+        start = len(out)
         walk(spec.options, spec.name + ".", spec.name, spec.name)
-    order = [g for g, _ in GROUPS] + [OTHER_GROUP] + registry.names()
+        for i in range(start, len(out)):
+            if out[i].key.split(".", 1)[1] in spec.ui.advanced:
+                out[i] = dataclasses.replace(out[i], group=spec.name + ADVANCED_SUFFIX)
+    order = [g for g, _ in GROUPS] + [OTHER_GROUP] + [g for n in registry.names() for g in (n, n + ADVANCED_SUFFIX)]
     return tuple(sorted(out, key=lambda f: order.index(f.group)))
 
 

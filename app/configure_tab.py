@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from app.configure_form import (
     FIT_GROUP,
-    OTHER_GROUP,
     SCHEDULE_FIELDS,
     FormField,
     auto_config_name,
@@ -19,12 +18,15 @@ from app.configure_form import (
     form_fields,
     form_keys,
     form_to_dict,
+    group_open,
+    group_title,
     load_form,
     model_choices,
     model_of_top_key,
     preset_form,
     save_form,
     saved_config_choices,
+    section_of,
     validate_form,
     yaml_preview,
 )
@@ -87,11 +89,11 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                 groups.setdefault(f.group, []).append(f)
             initial_sched = SCHEDULE_FIELDS.get(initial.get("lr_schedule.type") or "", ())
             for group, members in groups.items():
-                is_section = group in registry.SPECS
-                title = registry.get(group).ui.label if is_section else group
-                with gr.Accordion(title, open=group != OTHER_GROUP,
-                                  visible=_shown(not is_section or group == first_model),
-                                  elem_id=f"cfg-group-{group.replace(' ', '-').lower()}") as box:
+                section = section_of(group)
+                is_section = section is not None
+                with gr.Accordion(group_title(group), open=group_open(group),
+                                  visible=_shown(not is_section or section == first_model),
+                                  elem_id=f"cfg-group-{group.replace(' ', '-').replace(':', '-').lower()}") as box:
                     for start in range(0, len(members), 3):
                         with gr.Row():
                             for f in members[start:start + 3]:
@@ -107,7 +109,7 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                             fit_btn = gr.Button("Check memory fit", elem_id="cfg-fit-check", scale=1)
                             fit_md = gr.Markdown("", elem_id="cfg-fit")
                 if is_section:
-                    section_boxes[group] = box
+                    section_boxes[group] = (section, box)
         with gr.Column(scale=2):
             with gr.Row():
                 auto_btn = gr.Button("Auto", variant="secondary", elem_id="cfg-auto")
@@ -136,12 +138,13 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         """Updates for every input, visibility of model sections and schedule fields, preview."""
         model = values.get("model", first_model)
         ups = [gr.update(value=values[k]) if k in values else gr.update() for k in keys]
-        vis = [gr.update(visible=_shown(m == model)) for m in section_boxes]
+        vis = [gr.update(visible=_shown(m == model)) for m, _ in section_boxes.values()]
         vis += [gr.update(visible=_shown(m == model)) for m, _ in model_top]
         sched = schedule_visibility(values.get("lr_schedule.type") or "exponential")
         return ups + vis + sched
 
-    fill_outputs = inputs + list(section_boxes.values()) + [w for _, w in model_top] + list(schedule_widgets.values())
+    fill_outputs = (inputs + [box for _, box in section_boxes.values()] + [w for _, w in model_top]
+                    + list(schedule_widgets.values()))
 
     # a section's own size preset (hifigan.preset): editing sizes turns it to custom, picking one applies it
     size_presets = {f"{s.name}.preset": s.name for s in registry.all_specs() if f"{s.name}.preset" in comps}

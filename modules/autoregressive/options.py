@@ -108,3 +108,16 @@ def memory_hints(a: AutoregressiveOptions) -> tuple[list[str], list[str]]:
     """What to name and change when a run is out of memory."""
     return ([f"autoregressive.gradient_checkpointing {a.gradient_checkpointing}"],
             ["turn on autoregressive.gradient_checkpointing"])
+
+
+# what the Configure tab keeps under "Advanced": sizes and token ids (the base checkpoint fixes them), file
+# paths with working defaults, optimiser constants and sampling knobs; conditioning, memory savers and the
+# validation decoder stay up front
+ADVANCED_KEYS = frozenset({
+    "layers", "model_dim", "heads", "max_text_tokens", "max_mel_tokens", "max_conditioning_inputs",
+    "number_text_tokens", "start_text_token", "stop_text_token", "number_mel_codes", "start_mel_token",
+    "stop_mel_token", "mel_length_compression", "tokenizer", "dvae", "mel_norms", "conditioning_samples",
+    "freeze_conditioning_encoder", "freeze_text_embedding", "optimizer_8bit", "weight_decay", "betas",
+    "diffusion_steps", "hifi_decoder", "diffusion_decoder", "univnet", "vocoder", "sample_temperature",
+    "sample_top_p", "sample_max_mel_tokens"})
+

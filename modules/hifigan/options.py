@@ -134,3 +134,13 @@ def validate(h: HifiganOptions) -> None:
 def memory_hints(h: HifiganOptions) -> tuple[list[str], list[str]]:
     """What to name and lower when a run is out of memory."""
     return [f"hifigan.segment_size {h.segment_size}"], ["lower hifigan.segment_size"]
+
+
+# what the Configure tab keeps under "Advanced": architecture sizes (a base fixes them), STFT settings,
+# optimiser and loss constants; preset, segment size and input features stay up front
+ADVANCED_KEYS = frozenset({
+    "feature_suffix", "fresh_discriminators", "reset_lr", "resblock", "upsample_rates", "upsample_kernel_sizes",
+    "upsample_initial_channel", "resblock_kernel_sizes", "resblock_dilation_sizes", "sampling_rate", "n_fft",
+    "num_mels", "hop_size", "win_size", "fmin", "fmax", "fmax_for_loss", "adam_b1", "adam_b2", "lr_decay",
+    "mel_loss_weight", "feature_loss_weight", "discriminator_width"})
+

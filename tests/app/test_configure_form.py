@@ -260,3 +260,21 @@ def test_warning_autoregressive_base_shapes_do_not_fit(tmp_path, shared):
     text, _, w = _warnings(ws, bigger, gpus_available=0)
     assert w["base"].level == "error" and ("lacks" in w["base"].message or "model_dim" in w["base"].message)
     assert "pick a base that matches" in text
+
+
+def test_each_model_shows_its_tuned_fields_up_front_and_the_rest_under_advanced():
+    from app.configure_form import form_fields, group_open, group_title
+
+    groups = {f.key: f.group for f in form_fields()}
+    for upfront in ("hifigan.preset", "hifigan.segment_size", "autoregressive.decoder",
+                    "autoregressive.conditioning_clips", "autoregressive.gradient_checkpointing"):
+        model = upfront.split(".")[0]
+        assert groups[upfront] == model and group_open(model), upfront
+    for advanced in ("hifigan.upsample_rates", "hifigan.n_fft", "autoregressive.model_dim",
+                     "autoregressive.start_text_token", "autoregressive.mel_length_compression"):
+        model = advanced.split(".")[0]
+        assert groups[advanced] == f"{model}:advanced" and not group_open(groups[advanced]), advanced
+    assert group_title("autoregressive:advanced") == "Advanced: Autoregressive"
+    for generic in ("epochs", "learning_rate", "text_lr_weight", "batch_size", "precision", "validate_every_steps"):
+        assert group_open(groups[generic]), generic
+    assert not group_open(groups["evaluation.whisper_model"])

@@ -29,6 +29,8 @@ def test_name_follows_model_until_typed_and_auto_derives_settings(ui, ws):  # no
     open_tab(page, "Generate Configuration")
     name = page.locator("#cfg-name textarea, #cfg-name input").first
     assert name.input_value() == "demo-hifigan"
+    assert page.locator("#cfg-hifigan-segment_size").is_visible()  # tuned up front
+    assert not page.locator("#cfg-hifigan-upsample_rates").is_visible()  # architecture: under Advanced, collapsed
     page.locator("#cfg-model input[value=autoregressive]").check()
     wait_until(page, lambda: name.input_value() == "demo-autoregressive", 20, "the name following the model")
     page.locator("#cfg-model input[value=hifigan]").check()

@@ -195,6 +195,8 @@ def test_configure_train_stop_resume(ui, ws, artifacts):  # noqa: F811
     open_tab(page, "Generate Configuration")
     assert page.locator("#cfg-dataset input").input_value() == "training/demo"
     fill(page, "cfg-name", "tiny")
+    # the generator sizes are under "Advanced" (collapsed): open it as a user would
+    page.locator("#cfg-group-hifigan-advanced").get_by_text("Advanced: HiFi-GAN vocoder").click()
     for key, value in [("hifigan-upsample_rates", "8, 8, 4"), ("hifigan-upsample_kernel_sizes", "[16, 16, 8]"),
                        ("hifigan-upsample_initial_channel", 32), ("hifigan-resblock_kernel_sizes", "[3]"),
                        ("hifigan-resblock_dilation_sizes", "[[1, 3]]"), ("hifigan-segment_size", 2048),
