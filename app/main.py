@@ -24,6 +24,7 @@ TITLE = "Voicetune"
 
 # (tab label, module): every tab module exposes build(workspace, demo) and may set CSS
 TABS: list[tuple[str, str]] = [
+    ("Quick start", "app.quickstart_tab"),
     ("Prepare Dataset", "app.prepare_tab"),
     ("Generate Configuration", "app.configure_tab"),
     ("Run Training", "app.train_tab"),

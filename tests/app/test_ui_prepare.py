@@ -21,7 +21,7 @@ from modules.errors import UserError
 from modules.prepare.options import PrepareOptions
 from modules.workspace import Workspace, WorkspaceError
 from tests.conftest import DEMO_VOICE
-from tests.helpers.browser import gradio_ready, ui  # noqa: F401  (the fixture)
+from tests.helpers.browser import gradio_ready, open_tab, ui  # noqa: F401  (the fixture)
 
 # --------------------------------------------------------------------------- helpers (no browser)
 
@@ -175,6 +175,7 @@ def test_prepare_demo_edit_and_save_in_browser(ui, demo_workspace: Path, artifac
     page = ui.page(width=1400, height=1000)
     page.goto(app.url)
     gradio_ready(page)
+    open_tab(page, "Prepare Dataset")  # Quick start is the first tab
 
     page.locator("#prepare-voice input").click()
     page.get_by_role("option", name="demo", exact=True).click()
@@ -259,6 +260,7 @@ def test_prepare_demo_edit_and_save_in_browser(ui, demo_workspace: Path, artifac
     page2 = ui.page()
     page2.goto(app.url)
     gradio_ready(page2)
+    open_tab(page2, "Prepare Dataset")
     page2.locator("#prepare-dataset input").click()
     page2.get_by_role("option", name="demo", exact=True).click()
     page2.locator("#prepare-load").click()
@@ -271,6 +273,7 @@ def test_voice_name_that_leaves_the_workspace_is_refused(ui, workspace: Path, ar
     page = ui.page()
     page.goto(app.url)
     gradio_ready(page)
+    open_tab(page, "Prepare Dataset")  # Quick start is the first tab
     for bad in ("../x", "/tmp/evil"):
         page.locator("#prepare-new-voice input, #prepare-new-voice textarea").first.fill(bad)
         page.locator("#prepare-create-voice").click()
@@ -309,6 +312,7 @@ def test_upload_into_a_new_voice(ui, workspace: Path, artifacts: Path) -> None: 
     page = ui.page()
     page.goto(app.url)
     gradio_ready(page)
+    open_tab(page, "Prepare Dataset")  # Quick start is the first tab
     sources = sorted(DEMO_VOICE.glob("*.flac"))[:2] + [DEMO_VOICE / "metadata.csv"]
     page.locator("#prepare-new-voice input, #prepare-new-voice textarea").first.fill("uploaded")
     page.locator("#prepare-upload input[type='file']").set_input_files([str(p) for p in sources])
