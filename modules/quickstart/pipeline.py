@@ -82,18 +82,26 @@ def _config(ws: Workspace, voice: str, model: str, options: QuickstartOptions, l
 
     dataset = f"training/{voice}"
     base = base_for(ws, model)
-    if model == "autoregressive" and not all((ws.models / "tortoise" / f).is_file()
-                                             for f in ("tokenizer.json", "dvae.pth", "mel_norms.pth")):
-        raise UserError("autoregressive: needs tortoise's tokenizer.json, dvae.pth and mel_norms.pth in "
-                        "models/tortoise/ (a from-scratch demo without them is not built yet); skipped")
-    config = default_config(model, dataset, preset="tiny" if options.tiny and model == "autoregressive" else None)
+    demo = model == "autoregressive" and not all((ws.models / "tortoise" / f).is_file()
+                                                 for f in ("tokenizer.json", "dvae.pth", "mel_norms.pth"))
+    tiny = options.tiny or demo
+    config = default_config(model, dataset, preset="tiny" if tiny and model == "autoregressive" else None)
     sets = [f"run_name=quickstart-{model}"]
+    if demo:
+        from modules.autoregressive.demo_files import build_demo_files
+
+        files = build_demo_files(ws.training / voice, ws.training / voice / "demo-tortoise")
+        sets += [f"autoregressive.{k}={ws.relative(p)}" for k, p in files.items()]
+        base = None
+        log("autoregressive: no tortoise files in models/tortoise/: a DEMO model built from this dataset (a BPE "
+            "tokenizer, mel norms and a small DVAE in training/VOICE/demo-tortoise/), tiny, from scratch; it shows "
+            "the whole path, it does not sound like tortoise")
     if base and not options.tiny:
         config.base = base
     if options.whisper_model:
         sets.append(f"evaluation.whisper_model={options.whisper_model}")
     config = apply_overrides(config, sets)
-    if options.tiny:
+    if tiny:
         import json
 
         demo = [f"max_steps={DEMO_STEPS}", "validate_every_steps=4", "save_every_steps=4", "batch_size=2",
@@ -101,7 +109,7 @@ def _config(ws: Workspace, voice: str, model: str, options: QuickstartOptions, l
         if model == "hifigan":
             demo += [f"hifigan.{k}={json.dumps(v)}" for k, v in DEMO_HIFIGAN.items()]
         config = apply_overrides(config, demo)
-        log(f"{model}: demo sizes (--tiny), {DEMO_STEPS} steps on the CPU: a demo, not a useful model")
+        log(f"{model}: demo sizes, {DEMO_STEPS} steps on the CPU: a demo, not a useful model")
     else:
         derived = derive(config, ws)
         config = apply(config, derived)

@@ -1,5 +1,6 @@
-"""Browser test of the Quick start tab on the demo voice with no base files: prepare → a tiny HiFi-GAN
-run in the queue → scores → Try it plays audio; a UI restart mid-pipeline shows it going on."""
+"""Browser test of the Quick start tab on the demo voice with no base files: prepare → tiny HiFi-GAN and
+tiny autoregressive runs in the queue → scores → Try it plays audio; a UI restart mid-pipeline shows it
+going on."""
 
 from __future__ import annotations
 
@@ -39,11 +40,11 @@ def test_quick_start_from_recordings_to_try_it(ui, tmp_path, artifacts):
     page.goto(again.url)
     gradio_ready(page)
     stages = page.locator("#qs-stages")
-    wait_until(page, lambda: "best checkpoint step" in stages.inner_text(), 300, "the pipeline to finish")
+    wait_until(page, lambda: "done: listen: ✓ done" in stages.inner_text(), 400, "the pipeline to finish")
     text = stages.inner_text()
-    assert "done: listen: ✓ done" in text and "autoregressive skipped: needs tortoise" in text and "hifigan" in text
+    assert "hifigan: best checkpoint step" in text and "autoregressive: best checkpoint step" in text, text
     state = json.loads((root / "training" / "demo" / "quickstart.json").read_text())
-    assert state["stage"] == "done" and state["results"] == {"hifigan": "done"}
+    assert state["stage"] == "done" and state["results"] == {"hifigan": "done", "autoregressive": "done"}
     page.screenshot(path=str(artifacts / "quickstart.png"), full_page=True)
 
     open_run_tab(page, again.url, "demo/configs/quickstart-hifigan.yaml")
