@@ -374,6 +374,23 @@ def auto_form(ws: Workspace, values: Mapping[str, Any]) -> tuple[dict[str, Any],
     return new, "\n".join(lines)
 
 
+def base_fixed_values(ws: Workspace, model: str, base: str | None) -> dict[str, Any]:
+    """Dotted keys a base checkpoint fixes, with the base's values as the widgets show them ({} without a
+    base, or when the base cannot be read: Validate reports that)."""
+    from modules.model_spec import load_ref
+
+    spec = registry.get(model) if model in registry.SPECS else None
+    if not base or spec is None or not spec.base_values:
+        return {}
+    try:
+        values = load_ref(spec.base_values)(Path(base), ws.root)
+    except Exception:  # noqa: BLE001 - an unreadable base is Validate's message, not the form's
+        return {}
+    fields = {f.key: f for f in form_fields()}
+    return {f"{model}.{k}": value_to_widget(fields[f"{model}.{k}"], v) for k, v in values.items()
+            if f"{model}.{k}" in fields}
+
+
 def fit_form(ws: Workspace, values: Mapping[str, Any]) -> str:
     """Will the batch fit (``modules.trainer.fit``): a dry run on a GPU, an estimate on the CPU."""
     from modules.trainer.fit import fit_check

@@ -11,6 +11,7 @@ from app.configure_form import (
     auto_config_name,
     auto_form,
     base_choices,
+    base_fixed_values,
     dataset_choices,
     default_form,
     default_model,
@@ -223,6 +224,20 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
         return fill(new) + [ok("Derived settings applied."), text, yaml_preview(new)]
 
     auto_btn.click(on_auto, inputs, fill_outputs + [message, report, preview])
+
+    # a chosen base fixes its architecture: those fields show the base's values, read-only; no base frees them
+    section_keys = [k for k in keys if section_of(k.split(".", 1)[0]) is not None and "." in k]
+
+    def on_base(model, base):
+        fixed = base_fixed_values(ws, model, base)
+        ups = [gr.update(value=fixed[k], interactive=False) if k in fixed else gr.update(interactive=True)
+               for k in section_keys]
+        note = (f"The base fixes {len(fixed)} field(s) of the model (shown read-only with its values)." if fixed
+                else gr.update())
+        return ups + [note]
+
+    comps["base"].change(on_base, [comps["model"], comps["base"]], [comps[k] for k in section_keys] + [message],
+                         show_progress="hidden")
 
     # the config name follows model and dataset while it is one the form suggested (a typed one stays)
     def follow_name(model, dataset, current):

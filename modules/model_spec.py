@@ -67,6 +67,7 @@ class ModelSpec:
     memory_hints: Callable[[Any], tuple[list[str], list[str]]] | None = None  # options -> (knobs, advice)
     commands: Mapping[str, str] = field(default_factory=dict)  # CLI command -> module with add_parser/run
     auto_budget: str | None = None  # "module:fn" (DatasetStats) -> the fine-tune budget (modules.config.auto)
+    base_values: str | None = None  # "module:fn" (base path, workspace root) -> section values the base fixes
 
     def recipe_class(self) -> type:
         return load_ref(self.recipe)

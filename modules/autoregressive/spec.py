@@ -32,4 +32,5 @@ SPEC = ModelSpec(
     memory_hints=options.memory_hints,
     commands={"synthesize": "modules.autoregressive.synthesize", "tokenizer": "modules.autoregressive.tokenizer_cli"},
     auto_budget="modules.autoregressive.auto:budget",
+    base_values="modules.autoregressive.base_values:base_values",
 )

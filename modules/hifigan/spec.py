@@ -33,4 +33,5 @@ SPEC = ModelSpec(
     memory_hints=options.memory_hints,
     commands={"vocode": "modules.hifigan.vocode"},
     auto_budget="modules.hifigan.auto:budget",
+    base_values="modules.hifigan.base_values:base_values",
 )

@@ -278,3 +278,35 @@ def test_each_model_shows_its_tuned_fields_up_front_and_the_rest_under_advanced(
     for generic in ("epochs", "learning_rate", "text_lr_weight", "batch_size", "precision", "validate_every_steps"):
         assert group_open(groups[generic]), generic
     assert not group_open(groups["evaluation.whisper_model"])
+
+
+def test_a_base_fixes_its_architecture_fields_with_its_own_values(tmp_path, shared):
+    """jik876's V2 generator (config.json beside it) and a tiny autoregressive checkpoint: the form shows
+    the values the base fixes; without a base nothing is fixed."""
+    import shutil
+
+    import torch
+
+    from app.configure_form import base_fixed_values
+    from modules.autoregressive.checkpoint import build_unified_voice, save_unified_voice
+    from modules.workspace import Workspace
+
+    ws = Workspace.open(tmp_path)
+    g = tmp_path / "models" / "hifigan" / "g_00001234"
+    g.parent.mkdir(parents=True)
+    shutil.copy(shared / "compat" / "hifigan" / "generator_v2" / "g_00001234", g)
+    shutil.copy(shared / "compat" / "hifigan" / "config_v2.json", g.parent / "config.json")
+    fixed = base_fixed_values(ws, "hifigan", "models/hifigan/g_00001234")
+    assert fixed["hifigan.preset"] == "v2" and fixed["hifigan.upsample_initial_channel"] == 128
+    assert fixed["hifigan.upsample_rates"] == "[8, 8, 2, 2]" and fixed["hifigan.hop_size"] == 256
+    assert base_fixed_values(ws, "hifigan", "") == {}
+    hp = {"layers": 3, "model_dim": 64, "heads": 4, "max_text_tokens": 100, "max_mel_tokens": 200,
+          "max_conditioning_inputs": 1, "number_text_tokens": 255}
+    torch.manual_seed(0)
+    ar = tmp_path / "models" / "tortoise" / "autoregressive.pth"
+    ar.parent.mkdir(parents=True)
+    save_unified_voice(build_unified_voice(hp), ar)
+    fixed = base_fixed_values(ws, "autoregressive", "models/tortoise/autoregressive.pth")
+    assert {k.split(".")[1]: v for k, v in fixed.items()} == {
+        "layers": 3, "model_dim": 64, "number_text_tokens": 255, "number_mel_codes": 8194, "max_text_tokens": 100,
+        "max_mel_tokens": 200, "max_conditioning_inputs": 1}

@@ -46,3 +46,26 @@ def test_name_follows_model_until_typed_and_auto_derives_settings(ui, ws):  # no
     page.locator("#cfg-model input[value=autoregressive]").check()
     page.wait_for_timeout(1500)
     assert name.input_value() == "mine"  # typed: it no longer follows
+
+
+def test_a_chosen_base_shows_its_sizes_read_only(ui, ws, shared):  # noqa: F811
+    import shutil
+
+    from tests.app.test_ui_training import choose
+
+    folder = ws.models / "hifigan"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared / "compat" / "hifigan" / "generator_v2" / "g_00001234", folder / "g_00001234")
+    shutil.copy(shared / "compat" / "hifigan" / "config_v2.json", folder / "config.json")
+    app = ui.start(ws.root)
+    page = ui.page(height=1200)
+    page.goto(app.url)
+    gradio_ready(page)
+    open_tab(page, "Generate Configuration")
+    page.locator("#cfg-group-hifigan-advanced").get_by_text("Advanced: HiFi-GAN vocoder").click()
+    channels = page.locator("#cfg-hifigan-upsample_initial_channel input")
+    assert channels.is_enabled()  # no base: editable
+    choose(page, "cfg-base", "g_00001234")
+    wait_until(page, lambda: channels.input_value() == "128" and not channels.is_enabled(), 30,
+               "the base's size, read-only")
+    assert "The base fixes" in page.locator("#cfg-message").inner_text()
