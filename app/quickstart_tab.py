@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modules.quickstart.pipeline import STAGES, read_state, state_path
+from modules.quickstart.pipeline import STAGES, flagged_clips, read_state, state_path
 from modules.workspace import REPO_ROOT, Workspace
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ def running(ws: Workspace, voice: str) -> bool:
     return pid_alive(pid)
 
 
-def start(ws: Workspace, voice: str, models: list[str], tiny: bool, transcriber: str) -> int:
+def start(ws: Workspace, voice: str, models: list[str], tiny: bool, transcriber: str,
+          drop: bool = False) -> int:
     """Start (or continue) the pipeline detached; its pid."""
     from modules.errors import UserError
 
@@ -51,7 +52,8 @@ def start(ws: Workspace, voice: str, models: list[str], tiny: bool, transcriber:
     folder = ws.training / voice
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "modules", "--workspace", str(ws.root), "quickstart", voice,
-           "--models", ",".join(models), "--transcriber", transcriber] + (["--tiny"] if tiny else [])
+           "--models", ",".join(models), "--transcriber", transcriber] + (["--tiny"] if tiny else []) + (
+        ["--drop-flagged"] if drop else [])
     with open(log_path(ws, voice), "ab") as out:
         proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -73,6 +75,11 @@ def progress_markdown(ws: Workspace, voice: str | None) -> str:
         lines.append(f"- {STAGE_LABELS[stage]}: **{mark}**")
     if state.get("stage") != "done" and not live:
         lines.append("\nStopped before the end: **Run quick start** continues from this stage.")
+    flagged = flagged_clips(ws, voice) if at > STAGES.index("prepare") else []
+    if flagged:
+        shown = ", ".join(f"`{f}` ({why})" for f, why in flagged[:8])
+        lines.append(f"\nFlagged by Prepare ({len(flagged)}): {shown}. Tick **Drop flagged clips** and run again "
+                     "to remove them, or review them in the Prepare tab.")
     for model, why in (state.get("skipped") or {}).items():
         lines.append(f"\n{model} skipped: {why.split(': ', 1)[-1] if why.startswith(model) else why}")
     for model, step in (state.get("best") or {}).items():
@@ -108,6 +115,12 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                                   label="Transcriber", info="none: transcripts beside the audio",
                                   elem_id="qs-transcriber", scale=1)
         tiny = gr.Checkbox(False, label="Demo sizes (a few CPU steps)", elem_id="qs-tiny", scale=1)
+        drop = gr.Checkbox(False, label="Drop flagged clips", elem_id="qs-drop", scale=1)
+    with gr.Accordion("…or upload recordings as a new voice", open=False, elem_id="qs-upload-box"):
+        with gr.Row():
+            new_voice = gr.Textbox("", label="New voice name", elem_id="qs-new-voice", scale=1)
+            uploads = gr.File(None, file_count="multiple", type="filepath", label="Recordings (and transcripts)",
+                              elem_id="qs-upload", scale=3)
     run_btn = gr.Button("Run quick start", variant="primary", elem_id="qs-run")
     message = gr.Markdown("", elem_id="qs-message")
     stages = gr.Markdown(progress_markdown(ws, voices[0] if voices else None), elem_id="qs-stages")
@@ -115,14 +128,23 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
                          elem_id="qs-log")
     timer = gr.Timer(2.0)
 
-    def on_run(v, ms, t, tr):
+    def on_run(v, ms, t, tr, dr, name, files):
         try:
-            pid = start(ws, v, list(ms or []), bool(t), tr)
-        except Exception as exc:  # noqa: BLE001
-            return describe_exception(exc, "Quick start")
-        return ok(f"Quick start of `{v}` running (pid {pid}); it continues if you close this page.")
+            if files:  # uploads become voices/NAME (the Prepare tab's importer), then that voice runs
+                from modules.prepare.importers import import_files
+                from modules.workspace import check_name
 
-    run_btn.click(on_run, [voice, models, tiny, transcriber], message)
+                if not (name or "").strip():
+                    raise ValueError("type a new voice name for the uploaded recordings")
+                v = check_name((name or "").strip())
+                import_files(ws, v, [Path(f) for f in files])
+            pid = start(ws, v, list(ms or []), bool(t), tr, bool(dr))
+        except Exception as exc:  # noqa: BLE001
+            return describe_exception(exc, "Quick start"), gr.update()
+        return (ok(f"Quick start of `{v}` running (pid {pid}); it continues if you close this page."),
+                gr.update(choices=ws.list_voices(), value=v))
+
+    run_btn.click(on_run, [voice, models, tiny, transcriber, drop, new_voice, uploads], [message, voice])
 
     def refresh(v):
         return progress_markdown(ws, v), log_tail(ws, v)

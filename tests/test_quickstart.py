@@ -39,3 +39,21 @@ def test_quickstart_tiny_from_recordings_to_a_scored_best_checkpoint(tmp_path):
     again = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "prepared" not in again.stdout  # continued from its state: nothing redone
     assert json.loads((ws / "training" / "queue.json").read_text())["jobs"] == jobs
+
+
+def test_review_drops_the_flagged_clips(tmp_path):
+    from modules.quickstart.pipeline import drop_flagged, flagged_clips
+    from modules.workspace import Workspace
+    from tests.helpers.hifigan_helpers import prepared_demo, workspace_copy
+
+    ws = Workspace.open(workspace_copy(prepared_demo(tmp_path), tmp_path / "ws"))
+    meta_path = ws.training / "demo" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    victim = meta["clips"][3]["file"]
+    meta["clips"][3]["flags"] = ["clipping"]  # as Prepare flags a clipped take
+    meta_path.write_text(json.dumps(meta))
+    assert flagged_clips(ws, "demo") == [(victim, "clipping")]
+    assert drop_flagged(ws, "demo") == [victim]
+    lists = (ws.training / "demo" / "train.txt").read_text() + (ws.training / "demo" / "validation.txt").read_text()
+    assert victim not in lists and not (ws.training / "demo" / victim).exists()
+    assert flagged_clips(ws, "demo") == [] and drop_flagged(ws, "demo") == []

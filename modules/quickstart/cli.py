@@ -17,6 +17,7 @@ def add_parser(subparsers: Any) -> None:
                    help="Prepare's transcriber (none: transcripts beside the audio)")
     p.add_argument("--whisper-model", default=None, metavar="NAME_OR_PATH",
                    help="whisper model for Prepare and for scoring (default: theirs)")
+    p.add_argument("--drop-flagged", action="store_true", help="remove the clips Prepare flagged before training")
 
 
 def run(args: argparse.Namespace, workspace: Any) -> int:
@@ -29,6 +30,6 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
     if unknown:
         raise UserError(f"--models: {', '.join(unknown)} unknown; use {', '.join(model_registry.names())}")
     state = run_quickstart(workspace, args.voice, QuickstartOptions(models, args.tiny, args.transcriber,
-                                                                    args.whisper_model))
+                                                                    args.whisper_model, args.drop_flagged))
     failed = [m for m, s in (state.get("results") or {}).items() if s != "done"]
     return 1 if failed else 0

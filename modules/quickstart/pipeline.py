@@ -31,6 +31,7 @@ class QuickstartOptions:
     tiny: bool = False
     transcriber: str = "faster-whisper"
     whisper_model: str | None = None  # Prepare's and the scorer's model (None: their defaults)
+    drop_flagged: bool = False  # the review stage removes the clips Prepare flagged
 
 
 def state_path(ws: Workspace, voice: str) -> Path:
@@ -58,14 +59,35 @@ def _prepare(ws: Workspace, voice: str, options: QuickstartOptions, log: Callabl
         f"{result.validation} validation")
 
 
-def _review_hint(ws: Workspace, voice: str, log: Callable[[str], None]) -> None:
+def flagged_clips(ws: Workspace, voice: str) -> list[tuple[str, str]]:
+    """(file, flags) of the clips Prepare flagged (silence, clipping, an odd text, ...)."""
     meta = read_json_dict(ws.training / voice / "dataset.json") or {}
-    flagged = [c["file"] for c in meta.get("clips", []) if c.get("flags")]
-    if flagged:
-        log(f"review: {len(flagged)} clip(s) are flagged (e.g. {flagged[0]}); check them in the Prepare tab's "
-            "editor and drop the bad ones, then run quickstart again")
-    else:
+    return [(c["file"], ", ".join(c["flags"])) for c in meta.get("clips", []) if c.get("flags")]
+
+
+def drop_flagged(ws: Workspace, voice: str) -> list[str]:
+    """Remove the flagged clips from the dataset (the Prepare editor's delete); the files dropped."""
+    from modules.prepare.editor import load_table, save_table
+
+    dataset = ws.training / voice
+    table = load_table(dataset)
+    flagged = table[table["flags"].astype(str).str.strip() != ""]
+    if flagged.empty:
+        return []
+    save_table(dataset, table[table["flags"].astype(str).str.strip() == ""])
+    return list(flagged["file"])
+
+
+def _review(ws: Workspace, voice: str, options: QuickstartOptions, log: Callable[[str], None]) -> None:
+    flagged = flagged_clips(ws, voice)
+    if not flagged:
         log("review: no clip is flagged")
+    elif options.drop_flagged:
+        dropped = drop_flagged(ws, voice)
+        log(f"review: dropped {len(dropped)} flagged clip(s): {', '.join(dropped[:5])}")
+    else:
+        log(f"review: {len(flagged)} clip(s) are flagged (e.g. {flagged[0][0]}: {flagged[0][1]}); drop them with "
+            "--drop-flagged (the tab's checkbox) or in the Prepare tab's editor")
 
 
 def base_for(ws: Workspace, model: str) -> str | None:
@@ -145,7 +167,7 @@ def run_quickstart(ws: Workspace, voice: str, options: QuickstartOptions,
         state["stage"] = "review"
         _save(ws, voice, state)
     if state["stage"] == "review":
-        _review_hint(ws, voice, log)
+        _review(ws, voice, options, log)
         state["stage"] = "configs"
         _save(ws, voice, state)
     if state["stage"] == "configs":
