@@ -29,8 +29,10 @@ def test_quickstart_tiny_from_recordings_to_a_scored_best_checkpoint(tmp_path):
     state = json.loads((ws / "training" / "demo" / "quickstart.json").read_text())
     assert state["stage"] == "done" and state["results"] == {"hifigan": "done", "autoregressive": "done"}
     assert state["best"]["hifigan"] and state["best"]["autoregressive"]
-    demo = ws / "training" / "demo" / "demo-tortoise"
-    assert all((demo / f).is_file() for f in ("tokenizer.json", "mel_norms.pth", "dvae.pth"))
+    demo = ws / "training" / "demo" / "runs" / "quickstart-autoregressive" / "demo-files"
+    assert all((demo / f).is_file() for f in ("tokenizer.json", "mel_norms.pth", "dvae.pth", "demo.json"))
+    ar_log = (ws / "training" / "demo" / "runs" / "quickstart-autoregressive" / "train.log").read_text()
+    assert "this is a DEMO autoregressive model" in ar_log  # the run itself says so
     run = ws / "training" / "demo" / "runs" / "quickstart-hifigan"
     assert (run / "states" / "step_00000012.pt").is_file()
     scored = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "val_score" in x]

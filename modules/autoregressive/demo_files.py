@@ -16,6 +16,7 @@ import torch
 
 DEMO_TOKENS = 64  # the small DVAE's codebook
 DEMO_VOCAB = 255  # fits the default number_text_tokens
+DEMO_MARKER = "demo.json"  # beside the files: what tells a run it trains a demo
 
 
 def build_demo_files(dataset_dir: Path, out_dir: Path, seed: int = 0, clips: int = 16) -> dict[str, Path]:
@@ -25,7 +26,7 @@ def build_demo_files(dataset_dir: Path, out_dir: Path, seed: int = 0, clips: int
     from modules.autoregressive.checkpoint import save_dvae
     from modules.autoregressive.dvae import DiscreteVAE
     from modules.autoregressive.tokenizer import train_bpe_tokenizer
-    from modules.fileutil import atomic_torch_save
+    from modules.fileutil import atomic_torch_save, atomic_write_json
     from modules.prepare.manifest import read_list
 
     out_dir = Path(out_dir)
@@ -53,4 +54,11 @@ def build_demo_files(dataset_dir: Path, out_dir: Path, seed: int = 0, clips: int
         dvae.codebook.embed.copy_(pick.T)
         dvae.codebook.embed_avg.copy_(pick.T)
     save_dvae(dvae, paths["dvae"])
+    atomic_write_json(out_dir / DEMO_MARKER, {"demo": True, "built_from": str(dataset_dir),
+                                              "note": "a demo built from the dataset, not tortoise's files"})
     return paths
+
+
+def is_demo(path: Path) -> bool:
+    """True when ``path`` (a tokenizer, DVAE or mel norms file) was built by ``build_demo_files``."""
+    return (Path(path).parent / DEMO_MARKER).is_file()

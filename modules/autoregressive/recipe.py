@@ -89,8 +89,12 @@ class AutoregressiveRecipe(Recipe):
             raise UserError("autoregressive.stop_text_token must be 0: tortoise hard-codes [STOP] = 0")
         self.seed = self.config.seed
         from modules.audio.tortoise_mel import TortoiseMel
+        from modules.autoregressive.demo_files import is_demo
         from modules.autoregressive.tokenizer import VoiceTokenizer
 
+        if is_demo(self._path("dvae")):
+            log.warning("this is a DEMO autoregressive model: its tokenizer, mel norms and DVAE were built from the "
+                        "dataset (no tortoise files), so it shows the training path but will not sound like tortoise")
         self.tokenizer = VoiceTokenizer(self._path("tokenizer"))
         self.mel = TortoiseMel(self._path("mel_norms"))
         self.hyperparameters = {k: getattr(self.options, k) for k in MODEL_KEYS}

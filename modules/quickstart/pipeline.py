@@ -106,17 +106,19 @@ def _config(ws: Workspace, voice: str, model: str, options: QuickstartOptions, l
     base = base_for(ws, model)
     demo = model == "autoregressive" and not all((ws.models / "tortoise" / f).is_file()
                                                  for f in ("tokenizer.json", "dvae.pth", "mel_norms.pth"))
-    tiny = options.tiny or demo
+    # no base to fine-tune (or no tortoise files): a tiny model from scratch, labelled as a demo
+    tiny = options.tiny or demo or base is None
     config = default_config(model, dataset, preset="tiny" if tiny and model == "autoregressive" else None)
     sets = [f"run_name=quickstart-{model}"]
     if demo:
         from modules.autoregressive.demo_files import build_demo_files
 
-        files = build_demo_files(ws.training / voice, ws.training / voice / "demo-tortoise")
+        folder = ws.training / voice / "runs" / f"quickstart-{model}" / "demo-files"
+        files = build_demo_files(ws.training / voice, folder)
         sets += [f"autoregressive.{k}={ws.relative(p)}" for k, p in files.items()]
         base = None
-        log("autoregressive: no tortoise files in models/tortoise/: a DEMO model built from this dataset (a BPE "
-            "tokenizer, mel norms and a small DVAE in training/VOICE/demo-tortoise/), tiny, from scratch; it shows "
+        log(f"autoregressive: no tortoise files in models/tortoise/: a DEMO model built from this dataset (a BPE "
+            f"tokenizer, mel norms and a small DVAE in {ws.relative(folder)}/), tiny, from scratch; it shows "
             "the whole path, it does not sound like tortoise")
     if base and not options.tiny:
         config.base = base
@@ -131,7 +133,8 @@ def _config(ws: Workspace, voice: str, model: str, options: QuickstartOptions, l
         if model == "hifigan":
             demo += [f"hifigan.{k}={json.dumps(v)}" for k, v in DEMO_HIFIGAN.items()]
         config = apply_overrides(config, demo)
-        log(f"{model}: demo sizes, {DEMO_STEPS} steps on the CPU: a demo, not a useful model")
+        why = "--tiny" if options.tiny else "no base checkpoint to fine-tune"
+        log(f"{model}: demo sizes ({why}), {DEMO_STEPS} steps on the CPU: a demo, not a useful model")
     else:
         derived = derive(config, ws)
         config = apply(config, derived)
