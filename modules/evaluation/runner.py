@@ -34,15 +34,9 @@ DEGRADE_ENV = "VOICETUNE_TEST_DEGRADE_FROM_STEP"
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from modules.run_manager.probes import pid_alive
+
+    return pid_alive(pid)
 
 
 class Evaluator:
