@@ -42,6 +42,20 @@ def test_quickstart_tiny_from_recordings_to_a_scored_best_checkpoint(tmp_path):
     assert again.returncode == 0 and "prepared" not in again.stdout  # continued from its state: nothing redone
     assert json.loads((ws / "training" / "queue.json").read_text())["jobs"] == jobs
 
+    # a crash in the middle of training: the stage says train, the job "running" under a runner that is gone
+    state["stage"] = "train"
+    (ws / "training" / "demo" / "quickstart.json").write_text(json.dumps(state))
+    for job in jobs:
+        if job["id"] == state["jobs"]["hifigan"]:
+            job.update(state="running", runner=999_999_999)
+    (ws / "training" / "queue.json").write_text(json.dumps({"jobs": jobs}))
+    resumed = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    after = json.loads((ws / "training" / "queue.json").read_text())["jobs"]
+    again_job = next(j for j in after if j["id"] == json.loads(
+        (ws / "training" / "demo" / "quickstart.json").read_text())["jobs"]["hifigan"])
+    assert again_job["resume"] == "latest" and again_job["state"] == "done"  # continued from its newest state
+
 
 def test_review_drops_the_flagged_clips(tmp_path):
     from modules.quickstart.pipeline import drop_flagged, flagged_clips

@@ -61,10 +61,15 @@ def _batch(config: Any, workspace: Any, stats: DatasetStats, usual: int, cpu: in
     import torch
 
     if torch.cuda.is_available() and config.gpus:
+        from modules.config.schema import apply_overrides
         from modules.trainer.fit import fit_check
 
-        result = fit_check(config, workspace, search=True, device="cuda")
-        largest = result.largest_batch or int(config.batch_size)
+        start = max(1, min(int(config.batch_size), usual, stats.clips))  # a batch the dataset can fill
+        result = fit_check(apply_overrides(config, [f"batch_size={start}"]), workspace, search=True, device="cuda")
+        if not result.largest_batch:
+            return Derived("batch_size", 1, "not even batch 1 fits this GPU in a dry run: lower segment_size or "
+                                            "the model size; batch 1 is set so the run can be tried")
+        largest = result.largest_batch
         batch = max(1, min(largest, usual, stats.clips))
         return Derived("batch_size", batch, f"the largest batch that fits this GPU is {largest} (a dry run), "
                                             f"capped at the model's usual {usual} and the {stats.clips} clips")
@@ -72,8 +77,9 @@ def _batch(config: Any, workspace: Any, stats: DatasetStats, usual: int, cpu: in
     return Derived("batch_size", batch, f"no GPU: a small CPU batch ({cpu}), at most the {stats.clips} clips")
 
 
-def derive(config: Any, workspace: Any) -> list[Derived]:
-    """The derived settings of ``config`` (see the module docstring); nothing is applied here."""
+def derive(config: Any, workspace: Any, explicit: set[str] | frozenset[str] = frozenset()) -> list[Derived]:
+    """The derived settings of ``config`` (see the module docstring); nothing is applied here. Keys in
+    ``explicit`` (what the user set) are not derived: their values in ``config`` are used instead."""
     from modules import model_registry
     from modules.model_spec import load_ref
     from modules.trainer.schedules import steps_per_epoch, total_steps
@@ -85,12 +91,15 @@ def derive(config: Any, workspace: Any) -> list[Derived]:
 
         raise UserError(f"{config.dataset}: no training clips; prepare the dataset before deriving settings")
     budget = load_ref(spec.auto_budget)(stats) if spec.auto_budget else {}
-    out = [_batch(config, workspace, stats, int(budget.get("usual_batch", 16)), int(budget.get("cpu_batch", 2)))]
-    batch = int(out[0].value)
-    spe = steps_per_epoch(stats.clips, batch, 1, 1)
+    out = [] if "batch_size" in explicit else [
+        _batch(config, workspace, stats, int(budget.get("usual_batch", 16)), int(budget.get("cpu_batch", 2)))]
+    batch = int(out[0].value) if out else int(config.batch_size)
+    spe = steps_per_epoch(stats.clips, batch, int(config.grad_accumulation), max(1, int(config.gpus)))
     minutes = stats.seconds / 60
     about = f"{stats.clips} clips, {minutes:.1f} min of audio"
-    if "epochs" in budget:
+    if "epochs" in explicit or "max_steps" in explicit:  # the user fixed the length: cadence follows it
+        total = total_steps(int(config.epochs), spe, config.max_steps)
+    elif "epochs" in budget:
         epochs = int(budget["epochs"])
         out.append(Derived("epochs", epochs, f"{budget['why']} ({about})"))
         out.append(Derived("max_steps", None, "the epochs decide the length"))
@@ -109,7 +118,7 @@ def derive(config: Any, workspace: Any) -> list[Derived]:
     warmup = int(min(budget.get("warmup_cap", 0), round(total * budget.get("warmup_fraction", 0.0))))
     out.append(Derived("lr_schedule.warmup_steps", warmup, budget.get("warmup_why", "no warm-up for this model")))
     out.append(Derived("precision", "auto", "bf16 on GPUs that have it, fp16 on older CUDA GPUs, fp32 on the CPU"))
-    return out
+    return [d for d in out if d.key not in explicit]
 
 
 def apply(config: Any, derived: list[Derived]) -> Any:

@@ -102,7 +102,8 @@ def run(args: argparse.Namespace, workspace: Any) -> int:
     if args.auto:
         from modules.config.auto import apply, derive
 
-        derived = derive(schema.apply_overrides(config, args.overrides), workspace)
+        explicit = {item.split("=", 1)[0].strip() for item in args.overrides}
+        derived = derive(schema.apply_overrides(config, args.overrides), workspace, explicit)
         for d in derived:
             print(d.line())
         config = apply(config, derived)

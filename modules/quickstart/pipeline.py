@@ -150,8 +150,15 @@ def _wait_for_jobs(ws: Workspace, ids: list[str], log: Callable[[str], None], po
     """Run the queue here, or wait for the runner that has it (the UI's), until ``ids`` are finished."""
     from modules.run_manager import queue
 
+    said: set[str] = set()
+
+    def once(message: str) -> None:  # "another runner has the queue" would repeat every poll
+        if message not in said:
+            said.add(message)
+            log(message)
+
     while True:
-        queue.run_queue(ws, log=log)
+        queue.run_queue(ws, log=once)
         states = {j["id"]: j["state"] for j in queue.jobs(ws) if j["id"] in ids}
         if all(s in (queue.DONE, queue.FAILED) for s in states.values()):
             return states
@@ -164,6 +171,9 @@ def run_quickstart(ws: Workspace, voice: str, options: QuickstartOptions,
     from modules.run_manager import queue
 
     state = read_state(ws, voice)
+    missing = [m for m in options.models if m not in state["configs"]]
+    if missing and STAGES.index(state["stage"]) > STAGES.index("configs"):
+        state["stage"] = "configs"  # models added (or skipped before): configure and train them too
     if STAGES.index(state["stage"]) <= STAGES.index("prepare"):
         if not (ws.training / voice / "train.txt").is_file() or state["stage"] == "prepare":
             _prepare(ws, voice, options, log)
@@ -177,6 +187,7 @@ def run_quickstart(ws: Workspace, voice: str, options: QuickstartOptions,
         for model in options.models:
             if model in state["configs"]:
                 continue
+            state.get("skipped", {}).pop(model, None)
             try:
                 state["configs"][model] = ws.relative(_config(ws, voice, model, options, log))
             except UserError as exc:
@@ -185,9 +196,15 @@ def run_quickstart(ws: Workspace, voice: str, options: QuickstartOptions,
         state["stage"] = "train"
         _save(ws, voice, state)
     if state["stage"] == "train":
+        queue.mark_interrupted(ws)  # a job whose runner died (a crash, a reboot) is failed, not running
+        by_id = {j["id"]: j for j in queue.jobs(ws)}
         for model, config in state["configs"].items():
-            if model not in state["jobs"]:
-                state["jobs"][model] = queue.add(ws, config)["id"]
+            job = by_id.get(state["jobs"].get(model, ""))
+            if job is None or job["state"] == queue.FAILED:
+                # again, continuing from the run's newest state when an earlier attempt saved one
+                run = ws.training / voice / "runs" / f"quickstart-{model}" / "states"
+                resume = "latest" if run.is_dir() and any(run.glob("step_*.pt")) else None
+                state["jobs"][model] = queue.add(ws, config, resume=resume)["id"]
                 _save(ws, voice, state)
         finished = _wait_for_jobs(ws, list(state["jobs"].values()), log)
         state["results"] = {model: finished.get(job) for model, job in state["jobs"].items()}

@@ -118,7 +118,7 @@ def _take_next(ws: Workspace) -> dict[str, Any] | None:
     return None
 
 
-def _mark_interrupted(ws: Workspace) -> None:
+def mark_interrupted(ws: Workspace) -> None:
     """Jobs left "running" by a runner that is gone (killed, machine restarted) are failed."""
     from modules.run_manager.probes import pid_alive
 
@@ -173,18 +173,32 @@ def run_queue(ws: Workspace, log: Callable[[str], None] = print) -> int:
         return 0
     ran = 0
     try:
-        _mark_interrupted(ws)
-        while (job := _take_next(ws)) is not None:
-            cmd = build_train_command(ws, ws.inside(job["config"]), job.get("resume"), job.get("gpus"))
-            log(f"queue: starting {job['config']} ({' '.join(cmd[3:])})")
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            code = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL).returncode
-            _update(ws, job["id"], state=DONE if code == 0 else FAILED, exit=code, ended=time.time())
-            log(f"queue: {job['config']} {'finished' if code == 0 else f'failed (exit {code})'}")
-            ran += 1
+        mark_interrupted(ws)
+        while True:
+            while (job := _take_next(ws)) is not None:
+                ran += 1
+                _run_job(ws, job, build_train_command, log)
+            lock.release()
+            # a job added while this runner was leaving found it still holding the lock and started none
+            if not any(j["state"] == QUEUED for j in jobs(ws)) or not lock.acquire():
+                break
     finally:
         lock.release()
     return ran
+
+
+def _run_job(ws: Workspace, job: dict[str, Any], build_train_command: Any, log: Callable[[str], None]) -> None:
+    """One job in the foreground; any failure (even a config path that no longer resolves) fails it only."""
+    try:
+        cmd = build_train_command(ws, ws.inside(job["config"]), job.get("resume"), job.get("gpus"))
+        log(f"queue: starting {job['config']} ({' '.join(cmd[3:])})")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        code = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL).returncode
+        _update(ws, job["id"], state=DONE if code == 0 else FAILED, exit=code, ended=time.time())
+        log(f"queue: {job['config']} {'finished' if code == 0 else f'failed (exit {code})'}")
+    except Exception as exc:  # noqa: BLE001 - the next job must still run
+        _update(ws, job["id"], state=FAILED, ended=time.time(), message=f"{type(exc).__name__}: {exc}")
+        log(f"queue: {job['config']} failed before it started ({exc})")
 
 
 def start_runner(ws: Workspace) -> int | None:

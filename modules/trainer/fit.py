@@ -119,6 +119,7 @@ def probe(config: Any, workspace: Any, batch: int, *, steps: int = 3, device: st
 
     dataset_dir = workspace.inside(cfg.dataset)
     run_dir = run_dir_for(dataset_dir, None, cfg.run_name)
+    runs_existed = run_dir.parent.is_dir()
     console = io.StringIO()  # the dry run's own log lines: shown only when it fails
     try:
         with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
@@ -129,6 +130,9 @@ def probe(config: Any, workspace: Any, batch: int, *, steps: int = 3, device: st
         raise UserError(f"the dry run could not start: {exc}") from exc
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        if not runs_existed:
+            with contextlib.suppress(OSError):
+                run_dir.parent.rmdir()  # only when empty: the dry run leaves nothing behind
     peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
     if code == EXIT_OOM:
         return Probe(batch, False, peak)

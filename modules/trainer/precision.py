@@ -21,7 +21,10 @@ def resolve_precision(precision: str, device: Any) -> str:
         return "fp32"
     import torch
 
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # native bf16 from compute capability 8 (Ampere) on; older cards only emulate it (slowly): fp16 there
+    index = getattr(device, "index", None)
+    major = torch.cuda.get_device_capability(index if index is not None else torch.cuda.current_device())[0]
+    return "bf16" if major >= 8 else "fp16"
 
 
 def describe(precision: str, device: Any) -> str:

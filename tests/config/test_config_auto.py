@@ -54,6 +54,7 @@ def test_config_auto_command_and_explicit_values_win(tmp_path):
                           cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "max_steps = 3000:" in done.stdout and "validate_every_steps = 100:" in done.stdout
+    assert "batch_size =" not in done.stdout  # set explicitly: not derived, not explained
     cfg = load_config(out)
     assert cfg.batch_size == 3 and cfg.max_steps == 3000 and cfg.precision == "auto"  # --set wins
     assert apply(cfg, [derive(cfg, ws)[-1]]).precision == "auto"
@@ -68,3 +69,14 @@ def test_precision_auto_is_the_default_and_resolves_to_fp32_on_the_cpu(tmp_path)
     assert cfg.precision == "auto" and resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice is kept
     assert "precision fp32 (auto) on this machine" in plan_run(cfg, ws, gpus_available=0).summary()
+
+
+def test_an_explicit_length_sets_the_cadence(tmp_path):
+    ws = _dataset(tmp_path, 30)
+    cfg = default_config("hifigan", "training/synthetic")
+    from modules.config.schema import apply_overrides
+
+    derived = {d.key: d.value for d in derive(apply_overrides(cfg, ["max_steps=600"]), ws, {"max_steps"})}
+    assert "max_steps" not in derived and "epochs" not in derived
+    assert derived["validate_every_steps"] == 20 and derived["save_every_steps"] == 60
+

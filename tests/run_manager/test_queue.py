@@ -50,7 +50,22 @@ def test_queue_edits_and_a_runner_left_behind(ws):  # noqa: F811
     data = json.loads(queue.queue_path(w).read_text())
     data["jobs"][0].update(state="running", runner=999_999_999)  # a runner that died mid-job
     queue.queue_path(w).write_text(json.dumps(data))
-    queue._mark_interrupted(w)
+    queue.mark_interrupted(w)
     first = queue.jobs(w)[0]
     assert first["state"] == "failed" and "stopped while this job ran" in first["message"]
     assert not queue.runner_active(w)
+
+
+def test_a_job_that_cannot_start_fails_alone(ws):  # noqa: F811
+    w = Workspace.open(ws)
+    good = save_config(config_from_dict(tiny_config(max_steps=1, save_every_steps=1)),
+                       ws / "training" / "demo" / "configs" / "good.yaml")
+    queue.add(w, good)
+    data = json.loads(queue.queue_path(w).read_text())
+    data["jobs"].insert(0, dict(data["jobs"][0], id="bad", config="../../outside.yaml"))  # edited by hand
+    queue.queue_path(w).write_text(json.dumps(data))
+    assert queue.run_queue(w, log=lambda _: None) == 2
+    states = {j["id"]: j for j in queue.jobs(w)}
+    assert states["bad"]["state"] == "failed" and "outside" in states["bad"]["message"]
+    assert [j["state"] for j in queue.jobs(w) if j["id"] != "bad"] == ["done"]
+

@@ -20,7 +20,7 @@ def test_cpu_estimate_is_finite_and_grows_with_the_batch(ws):  # noqa: F811
     assert small.device == big.device == "cpu" and small.estimated and small.step_seconds is None
     assert math.isfinite(small.peak_memory_bytes) and 0 < small.peak_memory_bytes < big.peak_memory_bytes
     assert small.largest_batch is None and big.largest_batch > 8 and "estimate" in big.message
-    assert not list((ws / "training" / "demo" / "runs").glob("*"))  # the dry run leaves no run folder
+    assert not (ws / "training" / "demo" / "runs").exists()  # the dry run leaves nothing behind
 
 
 def test_out_of_memory_reports_the_largest_batch_that_ran(ws, monkeypatch):  # noqa: F811
