@@ -23,7 +23,10 @@ def resolve_precision(precision: str, device: Any) -> str:
 
     # native bf16 from compute capability 8 (Ampere) on; older cards only emulate it (slowly): fp16 there
     index = getattr(device, "index", None)
-    major = torch.cuda.get_device_capability(index if index is not None else torch.cuda.current_device())[0]
+    try:
+        major = torch.cuda.get_device_capability(index if index is not None else torch.cuda.current_device())[0]
+    except (RuntimeError, AssertionError):  # planning for a GPU this machine cannot inspect: the usual case
+        return "bf16"
     return "bf16" if major >= 8 else "fp16"
 
 
