@@ -122,11 +122,16 @@ _SPEECH: dict[tuple, Any] = {}  # the last checkpoint's loaded models: one click
 
 
 def _run_section(ckpt: Path) -> dict[str, Any]:
+    return _run_model_section(ckpt)[1]
+
+
+def _run_model_section(ckpt: Path) -> tuple[str, dict[str, Any]]:
+    """(the run's model, its own section of the config) for a checkpoint inside a run."""
     try:
         cfg = runs.read_config_yaml(RunPaths(ckpt.parent.parent).config)
-        return cfg.get(cfg.get("model")) or {}  # the run's own model section
+        return str(cfg.get("model") or ""), cfg.get(cfg.get("model")) or {}
     except UserError:
-        return {}
+        return "", {}
 
 
 def _speech(ws: Workspace, ckpt: Path, section: dict[str, Any]):
@@ -143,11 +148,19 @@ def _speech(ws: Workspace, ckpt: Path, section: dict[str, Any]):
                               section.get("diffusion_steps"), path("hifi_decoder"), path("diffusion_decoder"),
                               path("univnet"), path("vocoder"))
     st = ckpt.stat()
-    key = (str(ckpt), st.st_size, st.st_mtime_ns, repr(decoding))
+    key = (str(ckpt), st.st_size, st.st_mtime_ns, repr(decoding), repr(sorted(section.items())))
     if key not in _SPEECH:
+        from modules import model_registry
+        from modules.model_spec import load_ref
+
         _SPEECH.clear()  # free the previous checkpoint first
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        _SPEECH[key] = load_models(ckpt, ws.models, device=device, decoding=decoding)
+        model = _run_model_section(ckpt)[0]
+        spec = model_registry.get(model) if model in model_registry.SPECS else None
+        if spec is not None and spec.synthesis:  # a model that speaks through another's GPT (a decoder run)
+            _SPEECH[key] = load_ref(spec.synthesis)(ckpt, ws.models, section, device)
+        else:
+            _SPEECH[key] = load_models(ckpt, ws.models, device=device, decoding=decoding)
     return _SPEECH[key]
 
 

@@ -15,6 +15,7 @@ from modules.model_spec import ModelSpec, load_ref
 SPECS: dict[str, str | ModelSpec] = {
     "hifigan": "modules.hifigan.spec:SPEC",
     "autoregressive": "modules.autoregressive.spec:SPEC",
+    "hifidecoder": "modules.hifidecoder.spec:SPEC",
 }
 PLUGINS_ENV = "VOICETUNE_MODELS"
 _LOADED: dict[str, ModelSpec] = {}

@@ -68,6 +68,7 @@ class ModelSpec:
     commands: Mapping[str, str] = field(default_factory=dict)  # CLI command -> module with add_parser/run
     auto_budget: str | None = None  # "module:fn" (DatasetStats) -> the fine-tune budget (modules.config.auto)
     base_values: str | None = None  # "module:fn" (base path, workspace root) -> section values the base fixes
+    synthesis: str | None = None  # "module:fn" (checkpoint, models dir, run section, device) -> what Try it speaks with
 
     def recipe_class(self) -> type:
         return load_ref(self.recipe)

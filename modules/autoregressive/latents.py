@@ -59,12 +59,17 @@ def gpt_latents(gpt: torch.nn.Module, conditioning_latent: torch.Tensor, text_id
     """The latent pass both APIs make: text ids ``[T]`` (or ``[1, T]``) and codes ``[k, N]`` -> ``[k, N, d]``.
 
     The API appends one stop-text token (0) to the ids and gives ``wav_lengths = N * 1024`` so the
-    forward's own padding changes nothing.
+    forward's own padding changes nothing. Texts ``[k, T]`` of one length batch k different clips
+    (the decoder fine-tune's teacher-forced latents): the model is causal, so codes right-padded to
+    a common N leave each row's first latents as its own call would give them.
     """
     device = next(gpt.parameters()).device
-    text = torch.nn.functional.pad(text_ids.reshape(1, -1).to(device), (0, 1), value=0)
+    text = text_ids.reshape(-1, text_ids.shape[-1]).to(device)
+    text = torch.nn.functional.pad(text, (0, 1), value=0)
     codes = codes.reshape(-1, codes.shape[-1]).to(device)
     k = codes.shape[0]
+    if text.shape[0] not in (1, k):
+        raise ValueError(f"gpt_latents: {text.shape[0]} texts for {k} code rows")
     compression = int(getattr(gpt, "mel_length_compression", 1024))
     cond = conditioning_latent.reshape(1, -1).to(device).expand(k, -1)
     return gpt(cond, text.expand(k, -1), torch.tensor([text.shape[-1]], device=device), codes,

@@ -167,9 +167,9 @@ def read_clips(clips: Sequence[Path]) -> list:
     return out
 
 
-def voice_from_waves(gpt, mel, decoder, waves: Sequence, seed: int = 0, key: Any = None):
-    """A ``Voice``: the GPT's latent of the clips (132,300-sample crops, as tortoise's inference)
-    and, for the standard decoder, the diffusion conditioning of the same clips."""
+def conditioning_latent(gpt, mel, waves: Sequence, seed: int = 0):
+    """The GPT's conditioning latent ``[1, d]`` of the clips (22,050 Hz), from 132,300-sample crops
+    as tortoise's inference makes them (the crops' random starts seeded by ``seed``)."""
     import torch
 
     from modules.audio.tortoise_mel import INFERENCE_CONDITIONING_SAMPLES, conditioning_mel
@@ -178,8 +178,13 @@ def voice_from_waves(gpt, mel, decoder, waves: Sequence, seed: int = 0, key: Any
     device = next(gpt.parameters()).device
     mels = [conditioning_mel(w.to(device), mel.to(device), INFERENCE_CONDITIONING_SAMPLES, rng) for w in waves]
     with torch.inference_mode():
-        latent = gpt.get_conditioning(torch.stack(mels).unsqueeze(0)).float()
-    return decoder.voice(latent, list(waves), key)
+        return gpt.get_conditioning(torch.stack(mels).unsqueeze(0)).float()
+
+
+def voice_from_waves(gpt, mel, decoder, waves: Sequence, seed: int = 0, key: Any = None):
+    """A ``Voice``: the GPT's latent of the clips (``conditioning_latent``) and, for the standard
+    decoder, the diffusion conditioning of the same clips."""
+    return decoder.voice(conditioning_latent(gpt, mel, waves, seed), list(waves), key)
 
 
 def voice_for(models: SynthesisModels, clips: Sequence[Path], seed: int = 0):

@@ -117,9 +117,13 @@ def sample_texts(run_dir: Path, step: int, dataset_dir: Path | None) -> dict[str
 
 
 def sample_names(run_dir: Path, step: int) -> list[str]:
-    """The generated clips of a step (``NAME.wav`` without the ``_ref`` references), sorted."""
-    folder = RunPaths(Path(run_dir)).sample_dir(step)
-    return sorted(p.stem for p in folder.glob("*.wav") if not p.stem.endswith("_ref") and not p.name.startswith("."))
+    """The generated clips of a step (``NAME.wav`` without the ``_ref`` references and without the
+    comparison renderings ``samples.json`` marks, e.g. the base decoder's), sorted."""
+    paths = RunPaths(Path(run_dir))
+    info = read_json_dict(paths.sample_info(step)) or {}
+    skip = {name for name, v in info.items() if isinstance(v, dict) and v.get("comparison")}
+    return sorted(p.stem for p in paths.sample_dir(step).glob("*.wav")
+                  if not p.stem.endswith("_ref") and not p.name.startswith(".") and p.stem not in skip)
 
 
 def update_sidecar(run_dir: Path, step: int, scores: dict[str, float]) -> bool:

@@ -22,7 +22,7 @@ from modules.errors import UserError
 from modules.hifigan import checkpoint as ckpt
 from modules.hifigan import hparams
 from modules.hifigan.data import HifiganDataset, build_cache, check_features, collate, read_list
-from modules.hifigan.losses import discriminator_loss, feature_loss, generator_loss
+from modules.hifigan.gan_step import LOSS_NAMES, adversarial_step
 from modules.hifigan.metrics import multi_resolution_stft, pesq_wb
 from modules.hifigan.models import Generator, MultiPeriodDiscriminator, MultiScaleDiscriminator
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
@@ -260,31 +260,9 @@ class HifiganRecipe(Recipe):
             y_g_hat = generator(x)
         y_g_hat = y_g_hat[..., :y.shape[-1]]
 
-        # discriminator phase (DDP-wrapped discriminators: their grads are all-reduced)
-        with ctx.autocast():
-            r, g, _, _ = mpd(y, y_g_hat.detach())
-            loss_disc_f = discriminator_loss(r, g)
-            r, g, _, _ = msd(y, y_g_hat.detach())
-            loss_disc_s = discriminator_loss(r, g)
-            loss_disc = loss_disc_f + loss_disc_s
-        ctx.backward(loss_disc, "discriminator")
-        ctx.step("discriminator")
-
-        # generator phase through the plain discriminators (no DDP reducer for a second forward)
-        mel_fake = self._mel(y_g_hat.squeeze(1).float(), for_loss=True)
-        loss_mel = F.l1_loss(mel_fake, y_mel)
-        with ctx.autocast():
-            _, g_f, fr_f, fg_f = self.unwrap(mpd)(y, y_g_hat)
-            _, g_s, fr_s, fg_s = self.unwrap(msd)(y, y_g_hat)
-            loss_fm = feature_loss(fr_f, fg_f) + feature_loss(fr_s, fg_s)
-            loss_adv = generator_loss(g_f) + generator_loss(g_s)
-        loss_gen = (loss_adv + float(self.h["feature_loss_weight"]) * loss_fm
-                    + float(self.h["mel_loss_weight"]) * loss_mel)
-        ctx.backward(loss_gen, "generator")
-        ctx.step("generator")
-
-        values = torch.stack([loss_gen, loss_disc, loss_mel, loss_fm, loss_adv]).detach().float().cpu().tolist()
-        return dict(zip(("loss", "loss_disc", "mel_l1", "loss_fm", "loss_adv"), values))
+        values = adversarial_step(ctx, y, y_g_hat, y_mel, lambda w: self._mel(w, for_loss=True), mpd, msd,
+                                  self.unwrap, float(self.h["mel_loss_weight"]), float(self.h["feature_loss_weight"]))
+        return dict(zip(LOSS_NAMES, values.cpu().tolist()))
 
     @torch.no_grad()
     def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:

@@ -31,6 +31,7 @@ class AudioSample:
     reference_rate: int | None = None  # the reference's rate when it differs from ``sample_rate``
     rendered_by: str | None = None  # what made the audio (shown beside the player and in train.log)
     text: str | None = None  # what the clip says (its word error rate is scored against it)
+    comparison: bool = False  # another model's rendering shown beside the samples (the base's); never scored
 
 
 @dataclass

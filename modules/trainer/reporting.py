@@ -159,8 +159,8 @@ class TrainerReporting:
 
     def _describe_samples(self, samples: list) -> None:
         """``samples/step_X/samples.json`` and a train.log line: what rendered each clip, at what rate."""
-        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate, "text": s.text}
-                for s in samples}
+        info = {s.name: {"rendered_by": s.rendered_by, "sample_rate": s.sample_rate, "text": s.text,
+                         **({"comparison": True} if s.comparison else {})} for s in samples}
         atomic_write_json(self.paths.sample_info(self.step), info)
         by = sorted({f"{s.rendered_by or self.recipe.name} at {s.sample_rate} Hz" for s in samples})
         log.info(f"validation samples (step {self.step}): {len(samples)} rendered by {'; '.join(by)}")
