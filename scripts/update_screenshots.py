@@ -12,7 +12,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = {"prepare_tab.png": "prepare.png", "configure.png": "configure.png", "train.png": "train.png",
-         "evaluation.png": "evaluation.png", "quickstart.png": "quickstart.png"}
+         "evaluation.png": "evaluation.png", "quickstart.png": "quickstart.png",
+         "train_hifidecoder.png": "hifidecoder.png"}
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from tests.app.test_ui_training import choose, wait_until
 from tests.autoregressive.test_ar_recipe import make_ar_workspace, train
 from tests.helpers.browser import gradio_ready, open_tab, ui  # noqa: F401  (fixture)
 from tests.helpers.decoder_helpers import write_small_decoders
+from tests.hifidecoder.test_decoder_recipe import train as train_decoder
 from tests.helpers.run_helpers import kill_active_trainers
 
 
@@ -28,6 +29,9 @@ def ar_ws(tmp_path, shared):
             "autoregressive.diffusion_steps=4"]
     train(root, "gpt_fast", sets + ["autoregressive.decoder=fast"])
     train(root, "gpt_standard", sets + ["autoregressive.decoder=standard"])
+    # the second stage: tortoise's fast decoder fine-tuned on the fine-tuned GPT's own latents
+    train_decoder(root, "decoder", ["max_steps=2", "validate_every_steps=2", "save_every_steps=2",
+                                    "hifidecoder.gpt_checkpoint=training/demo/runs/gpt_fast"])
     yield root
     kill_active_trainers(Workspace.open(root))
 
@@ -58,6 +62,18 @@ def test_samples_and_try_it_name_their_decoder(ui, ar_ws, artifacts):  # noqa: F
         ref_rate, _ = _wav(page, page.locator("#train-sample-ref-0"))
         assert ref_rate == 22050
     page.screenshot(path=str(artifacts / "train_ar_decoders.png"), full_page=True)
+
+    # a decoder run: its own rendering at 24 kHz beside the base decoder's rendering of the same codes
+    choose(page, "train-config", "demo/configs/decoder.yaml")
+    sample = page.locator("#train-sample-0")
+    wait_until(page, lambda: "this run's decoder at step 2" in sample.inner_text(), 60, "the decoder run's sample")
+    assert _wav(page, sample)[0] == 24000 and _wav(page, page.locator("#train-sample-ref-0"))[0] == 24000
+    base = page.locator("#train-sample-1")
+    assert "base decoder hifidecoder.pth" in base.inner_text() and _wav(page, base)[0] == 24000
+    page.screenshot(path=str(artifacts / "train_hifidecoder.png"), full_page=True)
+    choose(page, "train-config", "demo/configs/gpt_fast.yaml")
+    wait_until(page, lambda: "tortoise fast decoder" in page.locator("#train-sample-0").inner_text(), 60,
+               "back on the GPT run")
 
     # Try it: speak through the fast decoder; the live player streams, the result is a 24 kHz wav
     page.locator("#train-try").get_by_text("Try it", exact=True).first.click()

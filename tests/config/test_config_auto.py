@@ -25,7 +25,7 @@ def _dataset(root, clips: int, seconds_each: float = 3.0):
     return Workspace.open(root)
 
 
-@pytest.mark.parametrize("model", ["hifigan", "autoregressive"])
+@pytest.mark.parametrize("model", ["hifigan", "autoregressive", "hifidecoder"])
 def test_small_and_large_datasets_get_different_sane_budgets(tmp_path, model):
     small_ws, large_ws = _dataset(tmp_path / "s", 30), _dataset(tmp_path / "l", 3000)
     small = {d.key: d for d in derive(default_config(model, "training/synthetic"), small_ws)}
@@ -38,6 +38,8 @@ def test_small_and_large_datasets_get_different_sane_budgets(tmp_path, model):
     if model == "hifigan":
         assert small["max_steps"].value == 3000 and large["max_steps"].value == 50000
         assert "1.5 min of audio" in small["max_steps"].why
+    elif model == "hifidecoder":  # 1,000 steps per minute of audio, 2,000 to 30,000
+        assert small["max_steps"].value == 2000 and large["max_steps"].value == 30000
     else:
         assert small["epochs"].value == 67 and large["epochs"].value == 5
         assert small["lr_schedule.warmup_steps"].value <= 500

@@ -226,3 +226,20 @@ def test_export_drops_into_tortoise(run, shared):
     full = build_hifi_decoder(hp, device="meta").state_dict()
     assert sorted(full) == sorted(manifest["state_dict"])
     assert all(list(full[k].shape) == m["shape"] for k, m in manifest["state_dict"].items())
+
+
+def test_try_it_speaks_with_the_runs_gpt_and_this_decoder(run, dec_root):
+    """Try it on a decoder run: the GPT it learned from samples the codes, its export (or a state) renders."""
+    from app.try_it import _speech, speak_text
+    from modules.workspace import Workspace
+
+    ws = Workspace.open(dec_root)
+    clip = "training/demo/audio/" + sorted(p.name for p in (dec_root / "training/demo/audio").glob("*.wav"))[0]
+    for rel in ("checkpoints/00000060_hifidecoder.pth", "states/step_00000030.pt"):
+        out = speak_text(ws, str(Path("training/demo/runs/ft") / rel), clip, "Hello there.")
+        wave, sr = sf.read(out)
+        assert sr == 24000 and len(wave) >= 256 and np.isfinite(wave).all(), rel
+        models = _speech(ws, run / rel, {"gpt_checkpoint": GPT, "sample_max_mel_tokens": 12})
+        assert models.decoder.choice.kind == "fast" and "hifidecoder" in models.decoder.label()
+        assert Path(models.decoder.choice.files["hifidecoder"]).parent.name in ("checkpoints", "decoders")
+    assert (run / "try_it" / "decoders" / "step_00000030_hifidecoder.pth").is_file()
