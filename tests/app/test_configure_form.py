@@ -137,6 +137,20 @@ def test_form_yaml_round_trip_autoregressive(ws):
     assert "hifigan.segment_size" not in config_to_form(config)
 
 
+def test_form_yaml_round_trip_hifidecoder(ws):
+    from app.configure_form import model_choices
+
+    assert ("Tortoise HiFi-GAN decoder", "hifidecoder") in model_choices()
+    form = default_form("hifidecoder", "training/demo", preset="tiny")
+    form.update({"hifidecoder.gpt_checkpoint": "training/demo/runs/gpt", "hifidecoder.segment_latents": 16})
+    config = form_to_config(form)
+    assert config.model == "hifidecoder" and config.base == "models/tortoise/hifidecoder.pth"
+    assert config.hifidecoder.gpt_checkpoint == "training/demo/runs/gpt" and config.hifidecoder.segment_latents == 16
+    path = save_form(ws, form, "decoder")
+    loaded, _ = load_form(ws, "demo/configs/decoder.yaml")
+    assert form_to_config(loaded) == config == load_config(path)
+
+
 def test_presets_fill_the_form():
     form = default_form("hifigan", "training/demo")
     v2 = preset_form(form, "v2")
@@ -267,11 +281,14 @@ def test_each_model_shows_its_tuned_fields_up_front_and_the_rest_under_advanced(
 
     groups = {f.key: f.group for f in form_fields()}
     for upfront in ("hifigan.preset", "hifigan.segment_size", "autoregressive.decoder",
-                    "autoregressive.conditioning_clips", "autoregressive.gradient_checkpointing"):
+                    "autoregressive.conditioning_clips", "autoregressive.gradient_checkpointing",
+                    "hifidecoder.gpt_checkpoint", "hifidecoder.segment_latents",
+                    "hifidecoder.discriminator_warmup_steps"):
         model = upfront.split(".")[0]
         assert groups[upfront] == model and group_open(model), upfront
     for advanced in ("hifigan.upsample_rates", "hifigan.n_fft", "autoregressive.model_dim",
-                     "autoregressive.start_text_token", "autoregressive.mel_length_compression"):
+                     "autoregressive.start_text_token", "autoregressive.mel_length_compression",
+                     "hifidecoder.upsample_initial_channel", "hifidecoder.num_mels"):
         model = advanced.split(".")[0]
         assert groups[advanced] == f"{model}:advanced" and not group_open(groups[advanced]), advanced
     assert group_title("autoregressive:advanced") == "Advanced: Autoregressive"

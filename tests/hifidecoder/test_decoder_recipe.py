@@ -243,3 +243,25 @@ def test_try_it_speaks_with_the_runs_gpt_and_this_decoder(run, dec_root):
         assert models.decoder.choice.kind == "fast" and "hifidecoder" in models.decoder.label()
         assert Path(models.decoder.choice.files["hifidecoder"]).parent.name in ("checkpoints", "decoders")
     assert (run / "try_it" / "decoders" / "step_00000030_hifidecoder.pth").is_file()
+
+
+def test_two_process_ddp_trains_the_same_decoder(dec_root):
+    """torchrun (gloo) with 2 processes x batch 1 = 1 process x batch 2: the same exported decoder."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, python_env
+
+    env = {**python_env(), "OMP_NUM_THREADS": "1"}
+    out = {}
+    for name, sets, gpus in (("one", ["batch_size=2"], None), ("two", ["batch_size=1"], "2")):
+        _, path = tiny(dec_root, name, sets + ["max_steps=3", "save_every_steps=3"])
+        args = [sys.executable, "-m", "modules", "--workspace", str(dec_root), "train", str(path)]
+        args += ["--gpus", gpus] if gpus else []
+        proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        out[name] = torch.load(dec_root / "training/demo/runs" / name / "checkpoints/00000003_hifidecoder.pth",
+                               weights_only=True)
+    assert "2 process(es)" in (dec_root / "training/demo/runs/two/train.log").read_text()
+    for key, value in out["one"].items():
+        torch.testing.assert_close(out["two"][key], value, atol=2e-5, rtol=1e-4, msg=key)
