@@ -84,23 +84,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def validate(h: HifidecoderOptions) -> None:
     """Cross-key rules that make a decoder config untrainable."""
-    for k in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes", "resblock_dilation_sizes"):
-        if not getattr(h, k):
-            raise ConfigError(f"hifidecoder.{k}: must not be empty")
-    if len(h.upsample_rates) != len(h.upsample_kernel_sizes):
-        raise ConfigError("hifidecoder.upsample_kernel_sizes: needs one kernel size per entry of upsample_rates")
-    if len(h.resblock_kernel_sizes) != len(h.resblock_dilation_sizes):
-        raise ConfigError("hifidecoder.resblock_dilation_sizes: needs one list per entry of resblock_kernel_sizes")
-    prod = 1
-    for r in h.upsample_rates:
-        prod *= r
+    from modules.hifigan.options import validate_generator_sizes
+
+    prod = validate_generator_sizes(h, "hifidecoder")
     if prod != HOP:
         raise ConfigError(f"hifidecoder.upsample_rates: their product {prod} must be {HOP} (tortoise's decoder "
                           "turns each interpolated latent frame into 256 samples)")
-    if h.win_size > h.n_fft:
-        raise ConfigError(f"hifidecoder.win_size: {h.win_size} must be <= n_fft {h.n_fft}")
-    if h.fmax is not None and h.fmax <= h.fmin:
-        raise ConfigError(f"hifidecoder.fmax: {h.fmax} must be above fmin {h.fmin}")
 
 
 def memory_hints(h: HifidecoderOptions) -> tuple[list[str], list[str]]:

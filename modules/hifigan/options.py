@@ -102,21 +102,32 @@ def prepare_section(section: dict, given: dict) -> dict:
     return section
 
 
-def validate(h: HifiganOptions) -> None:
-    """Cross-key rules that make a HiFi-GAN config untrainable."""
+def validate_generator_sizes(h: Any, section: str) -> int:
+    """The rules every HiFi-GAN generator's sizes obey (this vocoder's, tortoise's decoder's);
+    returns the product of the upsampling rates (the hop)."""
     lists = ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes", "resblock_dilation_sizes")
     for k in lists:
         if not getattr(h, k):
-            raise ConfigError(f"hifigan.{k}: must not be empty")
+            raise ConfigError(f"{section}.{k}: must not be empty")
     if len(h.upsample_rates) != len(h.upsample_kernel_sizes):
-        raise ConfigError("hifigan.upsample_kernel_sizes: needs one kernel size per entry of upsample_rates")
+        raise ConfigError(f"{section}.upsample_kernel_sizes: needs one kernel size per entry of upsample_rates")
     if len(h.resblock_kernel_sizes) != len(h.resblock_dilation_sizes):
-        raise ConfigError("hifigan.resblock_dilation_sizes: needs one list per entry of resblock_kernel_sizes")
+        raise ConfigError(f"{section}.resblock_dilation_sizes: needs one list per entry of resblock_kernel_sizes")
     if any(v < 1 for v in h.upsample_rates + h.upsample_kernel_sizes + h.resblock_kernel_sizes):
-        raise ConfigError("hifigan.upsample_rates/kernel sizes: values must be >= 1")
+        raise ConfigError(f"{section}.upsample_rates/kernel sizes: values must be >= 1")
     prod = 1
     for r in h.upsample_rates:
         prod *= r
+    if h.win_size > h.n_fft:
+        raise ConfigError(f"{section}.win_size: {h.win_size} must be <= n_fft {h.n_fft}")
+    if h.fmax is not None and h.fmax <= h.fmin:
+        raise ConfigError(f"{section}.fmax: {h.fmax} must be above fmin {h.fmin}")
+    return prod
+
+
+def validate(h: HifiganOptions) -> None:
+    """Cross-key rules that make a HiFi-GAN config untrainable."""
+    prod = validate_generator_sizes(h, "hifigan")
     if h.features == "mel" and prod != h.hop_size:
         raise ConfigError(f"hifigan.upsample_rates: their product {prod} must equal hifigan.hop_size "
                           f"{h.hop_size}")
@@ -125,10 +136,6 @@ def validate(h: HifiganOptions) -> None:
                           f"multiplying to 256 (tortoise's mel), not {h.sampling_rate} Hz and {prod}")
     if h.segment_size % h.hop_size:
         raise ConfigError(f"hifigan.segment_size: {h.segment_size} must be a multiple of hop_size {h.hop_size}")
-    if h.win_size > h.n_fft:
-        raise ConfigError(f"hifigan.win_size: {h.win_size} must be <= n_fft {h.n_fft}")
-    if h.fmax is not None and h.fmax <= h.fmin:
-        raise ConfigError(f"hifigan.fmax: {h.fmax} must be above fmin {h.fmin}")
 
 
 def memory_hints(h: HifiganOptions) -> tuple[list[str], list[str]]:

@@ -17,8 +17,8 @@ from tests.app.test_ui_training import choose, wait_until
 from tests.autoregressive.test_ar_recipe import make_ar_workspace, train
 from tests.helpers.browser import gradio_ready, open_tab, ui  # noqa: F401  (fixture)
 from tests.helpers.decoder_helpers import write_small_decoders
-from tests.hifidecoder.test_decoder_recipe import train as train_decoder
 from tests.helpers.run_helpers import kill_active_trainers
+from tests.hifidecoder.test_decoder_recipe import train as train_decoder
 
 
 @pytest.fixture
