@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=4)
     try:
         try:
-            demo.launch(
+            _launch(
+                demo,
                 server_name=host,
                 server_port=args.port,
                 # nothing is served by path: only the files the app itself hands out (copied into
@@ -153,3 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         demo.close()
     return 0
+
+
+def _launch(demo, attempts: int = 3, **kwargs) -> None:
+    """``demo.launch`` again when Gradio's own check that it answers on localhost timed out (a 3 s
+    request it makes once the server is up; on a busy 2-core machine the first answer can be slower)."""
+    for attempt in range(attempts):
+        try:
+            demo.launch(**kwargs)
+            return
+        except ValueError as exc:
+            if "localhost is not accessible" not in str(exc) or attempt == attempts - 1:
+                raise
+            print("the UI did not answer its own start-up check in time; starting it again", file=sys.stderr)

@@ -201,8 +201,9 @@ def text_ids(models: SynthesisModels, text: str):
         raise UserError("the text is empty after cleaning")
     if models.tokenizer.has_unknown(ids):
         raise UserError(f"the text has characters the tokenizer does not know: {models.tokenizer.clean(text)!r}")
-    if len(ids) > models.gpt.max_text_tokens:
-        raise UserError(f"the text is {len(ids)} tokens long; the model takes at most {models.gpt.max_text_tokens}. "
+    limit = models.gpt.max_text_tokens - 1  # tortoise's latent pass appends a stop-text token to the ids
+    if len(ids) > limit:
+        raise UserError(f"the text is {len(ids)} tokens long; the model takes at most {limit}. "
                         "Split it into sentences.")
     return torch.tensor(ids)
 

@@ -13,6 +13,7 @@ different checkpoint or an edited transcript recomputes it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import random
@@ -28,6 +29,19 @@ from modules.trainer.logs import get_logger
 
 log = get_logger("hifidecoder")
 LATENTS_VERSION = 1
+KEEP_CACHES = 3  # latents of this many (GPT, dataset) versions per list stay on disk (newest first)
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """Matmuls and convolutions in true fp32, as tortoise computes its latents (the trainer turns on
+    TF32 on Ampere and newer GPUs, which would make the training latents differ from Try it's)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 @dataclass
@@ -43,6 +57,7 @@ class LatentSet:
 
 
 @torch.inference_mode()
+@full_fp32()
 def teacher_forced_latents(gpt: torch.nn.Module, conditioning: torch.Tensor, items: Sequence[tuple[Any, Any]],
                            batch_size: int = 8) -> list[torch.Tensor]:
     """``[(text ids, codes)]`` -> each clip's latents ``[len(codes) + 1, width]`` on the CPU.
@@ -88,10 +103,11 @@ def voice_latent(source: Any, audio_22k: Any, rows: Sequence[int], seed: int) ->
 
 
 def latents_key(source: Any, codes_key: str, texts: Sequence[str], rows: Sequence[int], voice: Sequence[int],
-                seed: int) -> str:
-    """What the latents depend on: the GPT's and tokenizer's bytes, the clips' codes, texts and the voice."""
-    h = hashlib.sha1(f"v{LATENTS_VERSION}|{file_digest(source.gpt_path)}|{file_digest(source.tokenizer.path)}|"
-                     f"{codes_key}|{seed}|{list(voice)}".encode())
+                seed: int, voice_key: str = "") -> str:
+    """What the latents depend on: the GPT's and tokenizer's bytes, the clips' codes and texts, and the
+    voice (which clips, and ``voice_key``: the codes key of the list they come from)."""
+    h = hashlib.sha1(f"v{LATENTS_VERSION}|{source.digest}|{file_digest(source.tokenizer.path)}|"
+                     f"{codes_key}|{seed}|{list(voice)}|{voice_key}".encode())
     for r, t in zip(rows, texts):
         h.update(f"|{r}|{t}".encode())
     return h.hexdigest()[:16]
@@ -99,7 +115,7 @@ def latents_key(source: Any, codes_key: str, texts: Sequence[str], rows: Sequenc
 
 def dataset_latents(source: Any, lines: Sequence[Any], audio_22k: Any, codes: Sequence[torch.Tensor],
                     voice_cache: Any, cache_dir: Path, list_tag: str, voice_clips: int, seed: int,
-                    batch_size: int, codes_key: str) -> LatentSet:
+                    batch_size: int, codes_key: str, voice_key: str = "") -> LatentSet:
     """The latents of every usable clip of a list (``lines`` read by the autoregressive data module,
     ``codes`` its cached DVAE codes), computed once on the GPT's device and cached on disk.
     ``voice_cache`` holds the training clips the voice is taken from."""
@@ -107,19 +123,18 @@ def dataset_latents(source: Any, lines: Sequence[Any], audio_22k: Any, codes: Se
 
     gpt = source.gpt
     entries, _ = select_entries(lines, source.tokenizer, [audio_22k.length(i) for i in range(len(audio_22k))],
-                                int(gpt.max_text_tokens), int(gpt.max_mel_tokens) - 1, list_tag)
+                                # the latent pass adds a stop-text token and a stop code to what training reads
+                                int(gpt.max_text_tokens) - 1, int(gpt.max_mel_tokens) - 1, list_tag)
     rows = [e.index for e in entries]
     texts = [lines[e.index].text for e in entries]
     voice = voice_rows(len(voice_cache), voice_clips, seed)
-    key = latents_key(source, codes_key, texts, rows, voice, seed)
+    key = latents_key(source, codes_key, texts, rows, voice, seed, voice_key)
     path = Path(cache_dir) / f"hifidecoder-latents-{list_tag}-{key}.pt"
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(cache_dir) / ".hifidecoder-latents.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not path.is_file():
-                for old in Path(cache_dir).glob(f"hifidecoder-latents-{list_tag}-*.pt"):
-                    old.unlink(missing_ok=True)  # another GPT's or an older dataset's latents
                 t0 = time.perf_counter()
                 cond = voice_latent(source, voice_cache, voice, seed)
                 latents = teacher_forced_latents(gpt, cond, [(e.text_ids, codes[e.index]) for e in entries],
@@ -129,6 +144,10 @@ def dataset_latents(source: Any, lines: Sequence[Any], audio_22k: Any, codes: Se
                                    "conditioning": cond, "gpt": str(source.gpt_path)}, path)
                 log.info("GPT latents of %d clips (%s) from %s in %.1f s (%.1f clips/s), cached in %s", len(rows),
                          list_tag, source.gpt_path.name, seconds, len(rows) / max(seconds, 1e-9), path.name)
+                older = sorted(Path(cache_dir).glob(f"hifidecoder-latents-{list_tag}-*.pt"),
+                               key=lambda p: p.stat().st_mtime, reverse=True)
+                for old in older[KEEP_CACHES:]:
+                    old.unlink(missing_ok=True)  # the least recent GPTs' or dataset versions' latents
             data = torch.load(path, weights_only=True, mmap=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

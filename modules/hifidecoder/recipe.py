@@ -52,6 +52,38 @@ class HifidecoderRecipe(Recipe):
             self._source = load_source(self.options, self.workspace_root, self.device)
         return self._source
 
+    def _gpt(self) -> nn.Module:
+        """The GPT on the training device (validation samples); parked on the CPU between uses."""
+        gpt = self.source().gpt
+        return gpt.to(self.device)
+
+    def _park_gpt(self) -> None:
+        """The latents are cached: the GPT leaves the GPU until a validation needs it (1.7 GB at full size)."""
+        if self.device.type == "cuda" and self._source is not None:
+            self._source.gpt.cpu()
+            torch.cuda.empty_cache()
+
+    # --- what a state keeps (checked on resume) -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The GPT this run learns from, by file and content, and whether the base was rendered."""
+        src = self.source()
+        return {"gpt_checkpoint": str(src.gpt_path), "gpt_digest": src.digest, "base_rendered": self._base_rendered}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A resumed run keeps its GPT: refuse when ``gpt_checkpoint`` now resolves to another one
+        (a run folder with a newer export, a replaced file), which would silently change the data."""
+        src = self.source()
+        if state.get("gpt_digest") and state["gpt_digest"] != src.digest:
+            raise UserError(f"this run learned from the GPT {state.get('gpt_checkpoint')}, but "
+                            f"hifidecoder.gpt_checkpoint now gives {src.gpt_path} (other weights). Set "
+                            f"hifidecoder.gpt_checkpoint to {state.get('gpt_checkpoint')} to resume (export it again "
+                            "with `python -m modules export GPT_RUN --step N` if it was pruned), or start a new run")
+        self._base_rendered = bool(state.get("base_rendered", self._base_rendered))
+
+    def schedule_delay(self, optimizer: str) -> int:
+        """The generator's schedule starts after the discriminator warm-up (it does not step before)."""
+        return int(self.options.discriminator_warmup_steps) if optimizer == "generator" else 0
+
     def _latent_set(self, list_name: str):
         """(latents of the list's usable clips, its 24 kHz audio cache)."""
         if list_name not in self._sets:
@@ -70,9 +102,10 @@ class HifidecoderRecipe(Recipe):
             voice = audio_22k if list_name == "train.txt" else self._latent_set("train.txt")[2]
             codes = compute_codes(audio_22k, load_dvae(src.dvae_path), src.mel, cache_dir, src.dvae_path,
                                   self.device) if len(audio_22k) else []
+            key = codes_key(audio_22k, src.mel, src.dvae_path)
+            voice_key = key if voice is audio_22k else codes_key(voice, src.mel, src.dvae_path)
             latents = dataset_latents(src, lines, audio_22k, codes, voice, cache_dir, tag, self.options.voice_clips,
-                                      self.seed, self.options.latent_batch_size,
-                                      codes_key(audio_22k, src.mel, src.dvae_path))
+                                      self.seed, self.options.latent_batch_size, key, voice_key)
             if list_name == "train.txt" and not latents.rows:
                 raise UserError(f"{self.dataset_dir / list_name}: no usable clips for the GPT "
                                 f"{src.gpt_path.name} (see the skipped lines above)")
@@ -117,6 +150,7 @@ class HifidecoderRecipe(Recipe):
     def validation_dataset(self) -> Dataset:
         latents, audio_24k, _ = self._latent_set("validation.txt")
         self._val = LatentCropDataset(latents, audio_24k, None, self.seed)
+        self._park_gpt()  # both lists' latents exist now
         return self._val
 
     def collate_fn(self) -> Callable | None:
@@ -177,7 +211,7 @@ class HifidecoderRecipe(Recipe):
             t0 = time.perf_counter()
             for ids, text in list(zip(latents.text_ids, latents.texts))[: self.config.validation_samples]:
                 gen = torch.Generator().manual_seed(text_seed(self.seed, text))
-                codes = src.gpt.sample_codes(latents.conditioning.to(self.device).reshape(1, -1), torch.tensor(ids),
+                codes = self._gpt().sample_codes(latents.conditioning.to(self.device).reshape(1, -1), torch.tensor(ids),
                                              generator=gen, max_tokens=self.options.sample_max_mel_tokens,
                                              temperature=self.options.sample_temperature,
                                              top_p=self.options.sample_top_p)[0]
@@ -189,10 +223,12 @@ class HifidecoderRecipe(Recipe):
     def _render(self, decoder: nn.Module, ids: torch.Tensor, codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """tortoise's fast path: the raw codes with their stop token -> latents -> this decoder."""
         from modules.autoregressive.latents import gpt_latents
+        from modules.hifidecoder.latent_cache import full_fp32
 
-        gpt = self.source().gpt
+        gpt = self._gpt()
         raw = torch.cat([codes, torch.tensor([int(gpt.stop_mel_token)])])
-        latents = gpt_latents(gpt, cond, ids, raw.unsqueeze(0))
+        with full_fp32():
+            latents = gpt_latents(gpt, cond, ids, raw.unsqueeze(0))
         was = decoder.training
         decoder.eval()
         try:
@@ -218,6 +254,7 @@ class HifidecoderRecipe(Recipe):
                                        sample_rate=SAMPLE_RATE, text=latents.texts[i], comparison=True,
                                        rendered_by=f"the base decoder {Path(self.config.base).name} (same codes)"))
         self._base_rendered = True
+        self._park_gpt()
         return out
 
     def _base_decoder(self) -> nn.Module | None:

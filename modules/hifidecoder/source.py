@@ -26,6 +26,17 @@ class LatentSource:
     mel: torch.nn.Module  # TortoiseMel
     dvae_path: Path
 
+    _digest: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the GPT file (read once per process: the file may be 1.7 GB)."""
+        if self._digest is None:
+            from modules.fileutil import file_digest
+
+            self._digest = file_digest(self.gpt_path)
+        return self._digest
+
     @property
     def width(self) -> int:
         """The GPT's model width: the decoder's input and conditioning channels."""
@@ -41,13 +52,20 @@ def gpt_path(options: Any, workspace_root: Path) -> Path:
     """``hifidecoder.gpt_checkpoint`` resolved (a run folder gives its newest export or state)."""
     from modules.autoregressive.recipe import resolve_base
 
+    what = ("the autoregressive checkpoint whose latents the decoder learns: models/tortoise/autoregressive.pth, "
+            "a run's checkpoints/XXXXXXXX_gpt.pth, a state or a run folder")
     if not options.gpt_checkpoint:
-        raise UserError("hifidecoder.gpt_checkpoint is not set: name the autoregressive checkpoint whose latents "
-                        "the decoder should learn (models/tortoise/autoregressive.pth or a run's _gpt.pth)")
+        raise UserError(f"hifidecoder.gpt_checkpoint is not set; set it to {what}")
+    path = _in_workspace(options.gpt_checkpoint, workspace_root)
+    if not path.exists():
+        raise UserError(f"hifidecoder.gpt_checkpoint {options.gpt_checkpoint}: not found (looked at {path}); "
+                        f"set it to {what}")
     try:
-        return resolve_base(Path(options.gpt_checkpoint), Path(workspace_root))
-    except UserError as exc:
-        raise UserError(f"hifidecoder.gpt_checkpoint: {exc}") from None
+        return resolve_base(path, Path(workspace_root))
+    except UserError:
+        raise UserError(f"hifidecoder.gpt_checkpoint {options.gpt_checkpoint}: the folder holds no "
+                        "checkpoints/*_gpt.pth and no states/step_*.pt of an autoregressive run; "
+                        f"set it to {what}") from None
 
 
 def companion_files(options: Any, workspace_root: Path, path: Path) -> dict[str, Path]:

@@ -115,6 +115,12 @@ class Recipe(ABC):
     def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
         """Create the optimizer ``name`` for ``params`` with the configured learning rate."""
 
+    def schedule_delay(self, optimizer: str) -> int:
+        """Steps before the optimizer's learning-rate schedule starts (an optimizer that does not step
+        during a warm-up of the others keeps its schedule for when it does)."""
+        del optimizer
+        return 0
+
     def on_base_loaded(self, models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> None:
         """Hook after optimizers exist: e.g. load a jik876 ``do_`` file's optimizer states."""
         del models, optimizers

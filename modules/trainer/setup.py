@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -101,7 +102,9 @@ class TrainerSetup:
 
     def _make_schedulers(self) -> None:
         for name, opt in self.optimizers.items():
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
+            delay = int(getattr(self.recipe, "schedule_delay", lambda _name: 0)(name))
+            lam = self._lr_lambda if not delay else functools.partial(_delayed, self._lr_lambda, delay)
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, lam)
         if resolve_precision(self.config.precision, self.device) == "fp16":
             for name in self.optimizers:
                 self.scalers[name] = torch.amp.GradScaler(self.device.type)
@@ -203,3 +206,8 @@ class TrainerSetup:
             if any(p.requires_grad for p in m.parameters()):
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.models[name] = DDP(m, device_ids=ids, find_unused_parameters=unused)
+
+
+def _delayed(factor, delay: int, step: int) -> float:
+    """An optimizer's schedule that starts ``delay`` steps late (it holds its first value until then)."""
+    return factor(max(0, step - delay))

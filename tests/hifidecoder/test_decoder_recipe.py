@@ -115,8 +115,34 @@ def test_latent_cache_follows_the_checkpoint(dec_root, tmp_path):
     other = recipe_for(root, ["hifidecoder.gpt_checkpoint=models/ar/00000010_gpt.pth"])._latent_set("train.txt")[0]
     assert other.key != first.key
     assert not torch.allclose(other.latents[0], first.latents[0])
-    assert [f.name for f in cache.glob("hifidecoder-latents-train-*.pt")] == [
-        f"hifidecoder-latents-train-{other.key}.pt"]
+    # both GPTs' latents stay cached (two decoder runs on one dataset do not evict each other)
+    assert sorted(f.name for f in cache.glob("hifidecoder-latents-train-*.pt")) == sorted(
+        f"hifidecoder-latents-train-{k}.pt" for k in (first.key, other.key))
+    # an edited transcript is other latents too
+    lines = (root / "training/demo/train.txt").read_text().splitlines()
+    lines[0] = lines[0].split("|")[0] + "|A different sentence altogether."
+    (root / "training/demo/train.txt").write_text("\n".join(lines) + "\n")
+    assert recipe_for(root, [])._latent_set("train.txt")[0].key not in (first.key, other.key)
+
+
+def test_texts_too_long_for_the_latent_pass_are_skipped(dec_root, tmp_path):
+    """The latent pass adds a stop-text token: a text at the GPT's full text length is skipped, not a crash."""
+    root = tmp_path / "ws"
+    shutil.copytree(dec_root, root, ignore=shutil.ignore_patterns("runs", "cache"))
+    recipe = recipe_for(root, [])
+    limit = recipe.source().gpt.max_text_tokens
+    lines = (root / "training/demo/train.txt").read_text().splitlines()
+    tok = recipe.source().tokenizer
+    words, text = "one two three four five six seven eight nine ten".split(), "one"
+    while len(tok.encode(text)) < limit:
+        text += " " + words[len(text) % len(words)]
+    while len(tok.encode(text)) > limit:
+        text = text[:-1].rstrip()
+    assert len(tok.encode(text)) == limit, len(tok.encode(text))
+    lines[0] = lines[0].split("|")[0] + "|" + text
+    (root / "training/demo/train.txt").write_text("\n".join(lines) + "\n")
+    latents = recipe._latent_set("train.txt")[0]
+    assert len(latents.rows) == 7 and 0 not in latents.rows
 
 
 def test_crops_line_up_latent_frames_and_audio(dec_root):
@@ -189,6 +215,31 @@ def test_validation_samples_at_24k_with_the_base_rendering_first(run):
     from modules.evaluation import store
 
     assert store.sample_names(run, 30) == ["sample00"]  # the base's rendering is never scored
+
+
+def test_resume_refuses_a_different_gpt(dec_root, tmp_path):
+    from modules.errors import UserError
+
+    root = tmp_path / "ws"
+    shutil.copytree(dec_root, root, ignore=shutil.ignore_patterns("runs"))
+    (root / "models/ar2").mkdir()
+    shutil.copy(root / GPT, root / "models/ar2/00000000_gpt.pth")
+    shutil.copy(root / GPT.replace(".pth", ".json"), root / "models/ar2/00000000_gpt.json")
+    sets = ["max_steps=2", "save_every_steps=2", "hifidecoder.gpt_checkpoint=models/ar2"]
+    train(root, "pinned", sets)
+    write_tiny_gpt(root, "models/ar2/00000004_gpt.pth", seed=5)  # the folder now has a newer GPT
+    with pytest.raises(UserError, match="learned from the GPT .*00000000_gpt.pth"):
+        train(root, "pinned", sets[1:] + ["max_steps=4"], resume="latest")
+
+
+def test_the_generator_schedule_waits_for_the_warm_up(dec_root):
+    r = train(dec_root, "sched", ["max_steps=6", "save_every_steps=6", "lr_schedule.type=exponential",
+                                  "lr_schedule.gamma=0.5", "hifidecoder.discriminator_warmup_steps=4",
+                                  "log_every_steps=1"])
+    recs = [x for x in records(r) if not x.get("validation")]
+    gen = [x["lr_generator"] for x in recs]
+    disc = [x["lr_discriminator"] for x in recs]
+    assert gen[:5] == [0.001] * 5 and disc[0] == 0.001 and disc[-1] < 0.001, (gen, disc)
 
 
 def test_bit_exact_resume(dec_root):
