@@ -306,7 +306,7 @@ def test_two_process_ddp_trains_the_same_decoder(dec_root):
     env = {**python_env(), "OMP_NUM_THREADS": "1"}
     out = {}
     for name, sets, gpus in (("one", ["batch_size=2"], None), ("two", ["batch_size=1"], "2")):
-        _, path = tiny(dec_root, name, sets + ["max_steps=3", "save_every_steps=3"])
+        _, path = tiny(dec_root, name, sets + ["max_steps=3", "save_every_steps=3", "log_every_steps=1"])
         args = [sys.executable, "-m", "modules", "--workspace", str(dec_root), "train", str(path)]
         args += ["--gpus", gpus] if gpus else []
         proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -314,5 +314,16 @@ def test_two_process_ddp_trains_the_same_decoder(dec_root):
         out[name] = torch.load(dec_root / "training/demo/runs" / name / "checkpoints/00000003_hifidecoder.pth",
                                weights_only=True)
     assert "2 process(es)" in (dec_root / "training/demo/runs/two/train.log").read_text()
+    # the same data split and gradient averaging: the first step's losses agree ...
+    first = {n: next(r for r in records(dec_root / "training/demo/runs" / n) if not r.get("validation"))
+             for n in ("one", "two")}
+    for key in ("mel_l1", "loss_disc", "loss_fm", "loss_adv"):
+        assert first["two"][key] == pytest.approx(first["one"][key], rel=1e-5), key
+    # ... and so do the weights, but for the odd element whose gradient is near zero: Adam's first
+    # steps move every weight by about the learning rate in the gradient's direction, so float noise
+    # in a near-zero gradient (the all-reduce sums in another order) can flip that element's step
+    close = total = 0
     for key, value in out["one"].items():
-        torch.testing.assert_close(out["two"][key], value, atol=2e-5, rtol=1e-4, msg=key)
+        close += int(((out["two"][key] - value).abs() <= 2e-5).sum())
+        total += value.numel()
+    assert close >= 0.999 * total, (close, total)
