@@ -319,11 +319,13 @@ def test_two_process_ddp_trains_the_same_decoder(dec_root):
              for n in ("one", "two")}
     for key in ("mel_l1", "loss_disc", "loss_fm", "loss_adv"):
         assert first["two"][key] == pytest.approx(first["one"][key], rel=1e-5), key
-    # ... and so do the weights, but for the odd element whose gradient is near zero: Adam's first
-    # steps move every weight by about the learning rate in the gradient's direction, so float noise
-    # in a near-zero gradient (the all-reduce sums in another order) can flip that element's step
-    close = total = 0
-    for key, value in out["one"].items():
-        close += int(((out["two"][key] - value).abs() <= 2e-5).sum())
-        total += value.numel()
-    assert close >= 0.999 * total, (close, total)
+    # ... and the weights stay together. Not bit for bit: Adam's first steps move each weight by about
+    # the learning rate whatever its gradient's size, so summation-order noise in small gradients shows
+    # up in the weights; unsynchronised ranks would differ by the steps themselves (mean ~ lr)
+    from modules.autoregressive.checkpoint import read_state_dict
+
+    base = read_state_dict(dec_root / "models" / "tortoise" / "hifidecoder.pth", "decoder")
+    flat = {n: torch.cat([out[n][k].flatten() for k in sorted(base)]) for n in out}
+    moved = float((flat["one"] - torch.cat([base[k].flatten() for k in sorted(base)])).abs().mean())
+    apart = float((flat["two"] - flat["one"]).abs().mean())
+    assert moved > 1e-3 and apart < 0.05 * moved, (moved, apart)
