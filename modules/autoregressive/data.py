@@ -33,6 +33,14 @@ log = get_logger("autoregressive")
 CODES_VERSION = 1
 
 
+def voice_rows(count: int, clips: int, seed: int) -> list[int]:
+    """Which of ``count`` training clips make the voice validation samples speak in: a seeded pick of
+    ``clips`` (at least one), in row order."""
+    rows = list(range(count))
+    random.Random(seed).shuffle(rows)
+    return sorted(rows[: max(1, clips)])
+
+
 def warn(message: str) -> None:
     """A user-visible warning on the console and in train.log (rank 0 only: said once per run)."""
     if os.environ.get("RANK", "0") == "0":

@@ -351,12 +351,10 @@ class AutoregressiveRecipe(Recipe):
     def _voice_waves(self) -> list[torch.Tensor]:
         """A fixed, seeded subset of the training clips: the voice every validation sample speaks in."""
         if self._voice is None:
-            import random
+            from modules.autoregressive.data import voice_rows
 
             _, cache = self._audio_cache("train.txt")
-            rows = list(range(len(cache)))
-            random.Random(self.seed).shuffle(rows)
-            picks = sorted(rows[: max(1, self.options.conditioning_clips)])
+            picks = voice_rows(len(cache), self.options.conditioning_clips, self.seed)
             self._voice = [torch.from_numpy(cache.clip(r).copy()) for r in picks]
         return self._voice
 

@@ -39,14 +39,15 @@ def resolve_base(base: Path, workspace_root: Path) -> Path:
     return path
 
 
-def read_decoder_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The generator's weights of a decoder file (a plain state dict) or a decoder run's state."""
+def read_decoder_weights(path: Path, state: Any = None) -> dict[str, torch.Tensor]:
+    """The generator's weights of a decoder file (a plain state dict) or a decoder run's state
+    (``state``: that state already loaded)."""
     from modules.autoregressive.checkpoint import read_state_dict
 
     if Path(path).suffix == ".pt":
         from modules.trainer.state import load_state, model_weights
 
-        state = load_state(path)
+        state = state or load_state(path)
         if "generator" not in state.models:
             raise UserError(f"{path}: a training state without a generator; point base at a decoder run's state "
                             "or at hifidecoder.pth")
@@ -93,20 +94,21 @@ def decoder_file_for(checkpoint: Path, hyperparameters: Mapping[str, Any] | None
     st = checkpoint.stat()
     if not out.is_file() or out.stat().st_mtime_ns < st.st_mtime_ns:
         from modules.autoregressive.hifi_decoder import build_hifi_decoder
+        from modules.trainer.state import load_state
 
-        weights = read_decoder_weights(checkpoint)
-        hp = dict(hyperparameters or state_hyperparameters(checkpoint, weights))
+        state = load_state(checkpoint)
+        weights = read_decoder_weights(checkpoint, state)
+        hp = dict(hyperparameters or state_hyperparameters(state, weights))
         decoder = build_hifi_decoder(hp)
         load_into(decoder, weights, checkpoint)
         save_decoder(decoder, out, hp)
     return out
 
 
-def state_hyperparameters(checkpoint: Path, weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """The decoder sizes a state was trained with (its config), at the width its weights read."""
+def state_hyperparameters(state: Any, weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The decoder sizes a loaded state was trained with (its config), at the width its weights read."""
     from modules.hifidecoder.options import GENERATOR_KEYS, TORTOISE_SIZE
-    from modules.trainer.state import load_state
 
-    section = (load_state(checkpoint).config or {}).get("hifidecoder") or {}
+    section = (state.config or {}).get("hifidecoder") or {}
     sizes = {k: section.get(k, TORTOISE_SIZE[k]) for k in GENERATOR_KEYS}
     return tortoise_hyperparameters(sizes, int(weights["conv_pre.weight_v"].shape[1]))

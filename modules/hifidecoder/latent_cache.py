@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,14 +85,6 @@ def teacher_forced_latents(gpt: torch.nn.Module, conditioning: torch.Tensor, ite
     return out  # type: ignore[return-value]
 
 
-def voice_rows(count: int, clips: int, seed: int) -> list[int]:
-    """The training clips whose conditioning latent is the voice: a seeded pick (as the
-    autoregressive recipe's validation voice)."""
-    rows = list(range(count))
-    random.Random(seed).shuffle(rows)
-    return sorted(rows[: max(1, clips)])
-
-
 def voice_latent(source: Any, audio_22k: Any, rows: Sequence[int], seed: int) -> torch.Tensor:
     """The GPT's conditioning latent ``[width]`` of those clips (tortoise's 132,300-sample crops)."""
     from modules.autoregressive.synthesize import conditioning_latent
@@ -119,7 +110,7 @@ def dataset_latents(source: Any, lines: Sequence[Any], audio_22k: Any, codes: Se
     """The latents of every usable clip of a list (``lines`` read by the autoregressive data module,
     ``codes`` its cached DVAE codes), computed once on the GPT's device and cached on disk.
     ``voice_cache`` holds the training clips the voice is taken from."""
-    from modules.autoregressive.data import select_entries
+    from modules.autoregressive.data import select_entries, voice_rows
 
     gpt = source.gpt
     entries, _ = select_entries(lines, source.tokenizer, [audio_22k.length(i) for i in range(len(audio_22k))],

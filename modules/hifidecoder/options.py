@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from modules.config.fields import ConfigError, option
+from modules.hifigan.options import GENERATOR_KEYS, GENERATOR_PRESETS, validate_generator_sizes
 
 SAMPLE_RATE = 24000
 HOP = 256  # tortoise's decoder upsamples the interpolated latents by 256 (8 x 8 x 2 x 2)
-GENERATOR_KEYS = ("resblock", "upsample_rates", "upsample_kernel_sizes", "upsample_initial_channel",
-                  "resblock_kernel_sizes", "resblock_dilation_sizes")
-TORTOISE_SIZE: dict[str, Any] = {
-    "resblock": "1", "upsample_rates": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4],
-    "upsample_initial_channel": 512, "resblock_kernel_sizes": [3, 7, 11],
-    "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-}
+# api_fast.py's HifiganGenerator has exactly jik876's V1 sizes (with 1024 latent channels in)
+TORTOISE_SIZE: dict[str, Any] = copy.deepcopy(GENERATOR_PRESETS["v1"])
+__all__ = ["GENERATOR_KEYS", "TORTOISE_SIZE", "HifidecoderOptions"]
 _TINY_SIZE: dict[str, Any] = {**copy.deepcopy(TORTOISE_SIZE), "upsample_initial_channel": 32,
                               "resblock_kernel_sizes": [3, 7], "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]]}
 
@@ -84,8 +81,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def validate(h: HifidecoderOptions) -> None:
     """Cross-key rules that make a decoder config untrainable."""
-    from modules.hifigan.options import validate_generator_sizes
-
     prod = validate_generator_sizes(h, "hifidecoder")
     if prod != HOP:
         raise ConfigError(f"hifidecoder.upsample_rates: their product {prod} must be {HOP} (tortoise's decoder "
