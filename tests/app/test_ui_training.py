@@ -88,11 +88,16 @@ def fill(page, elem_id: str, value) -> None:
 
 
 def choose(page, elem_id: str, text: str, timeout_s: float = 20) -> None:
-    """Pick the dropdown option containing ``text`` (retrying while the timer refreshes the choices)."""
+    """Pick the dropdown option containing ``text``, typing it first as a user filtering a long list would.
+
+    The timer may send new choices while the list is open; the dropdown then filters them by
+    what the box holds, so a typed filter keeps the wanted option listed (a box still holding
+    the old pick would hide it). Retries while the option has not arrived yet."""
     box = page.locator(f"#{elem_id} input[role=combobox]")
     end = time.monotonic() + timeout_s
     while True:
         box.click()
+        box.fill(text)
         option = page.locator("li[role=option]:visible", has_text=text).first
         try:
             option.wait_for(state="visible", timeout=1500)
