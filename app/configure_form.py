@@ -58,7 +58,7 @@ SPECIAL_KEYS = ("model", "dataset", "base", "run_name")
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Length and learning rate", ("epochs", "max_steps", "learning_rate", "lr_schedule", "text_lr_weight",
                                   "mel_lr_weight", "grad_clip")),
-    ("Batch and hardware", ("batch_size", "grad_accumulation", "precision", "gpus", "num_workers", "seed")),
+    ("Batch and hardware", ("batch_size", "grad_accumulation", "precision", "compile", "gpus", "num_workers", "seed")),
     ("Saving and validation", ("save_every_steps", "save_every_epochs", "validate_every_steps",
                                "validate_every_epochs", "log_every_steps", "keep_states", "validation_samples")),
     ("Validation scoring (which checkpoint is best)", ("evaluation",)),

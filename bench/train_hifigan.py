@@ -4,7 +4,8 @@ Both loops train the same generator and discriminators on the same synthetic
 dataset in the same run, so the ratio holds on a noisy machine. The plain loop
 is jik876's: each loader worker reads a wav, crops it and computes both mels
 on the CPU; fp32; eager. Ours: int16 cache, mels on the device in batches,
-fused AdamW, optional bf16 autocast (--amp) and torch.compile (--compile).
+fused AdamW, optional bf16 autocast (--amp) and the config's ``compile`` key
+(--compile none,graphs measures each mode in the same run).
 
     python bench/train_hifigan.py --device cuda --steps 50 --amp          # V1, batch 16, segment 8192
     python bench/train_hifigan.py --device cpu --preset v2 --batch 2 --segment 4096 --steps 3 --warmup 1
@@ -55,14 +56,7 @@ def run_ours(ws: Path, args, device: torch.device) -> dict:
     prof = torch.profiler.profile(activities=activities)
 
     class TimedRecipe(HifiganRecipe):
-        """The real recipe, stamping the time after each (synchronised) step; --compile compiles the models."""
-
-        def build_models(self):
-            models = super().build_models()
-            if args.compile:
-                for m in models.values():
-                    m.compile(mode=args.compile_mode)
-            return models
+        """The real recipe, stamping the time after each (synchronised) step."""
 
         def train_step(self, batch, models, ctx):
             if args.profile and len(times) == args.warmup:
@@ -79,7 +73,7 @@ def run_ours(ws: Path, args, device: torch.device) -> dict:
     cfg = config_from_dict({
         "model": "hifigan", "dataset": "training/bench", "batch_size": args.batch, "epochs": 10_000,
         "max_steps": total, "num_workers": args.workers, "gpus": 1 if device.type == "cuda" else 0,
-        "precision": "bf16" if args.amp else "fp32", "seed": 1, "save_every_steps": None,
+        "precision": "bf16" if args.amp else "fp32", "compile": args.compile_mode, "seed": 1, "save_every_steps": None,
         "validate_every_steps": None, "log_every_steps": max(total, 1), "keep_states": 1, "hifigan": hifigan})
     path = ws / "training" / "bench" / "configs" / f"ours-{time.time_ns()}.yaml"
     save_config(cfg, path)
@@ -161,8 +155,9 @@ def run_plain(ds_dir: Path, args, device: torch.device) -> dict:
     mpd = MultiPeriodDiscriminator(width=args.disc_width).to(device)
     msd = MultiScaleDiscriminator(width=args.disc_width).to(device)
     if args.compile_plain:
-        for m in (generator, mpd, msd):
-            m.compile()
+        from modules.trainer.compiling import compile_models
+
+        compile_models({"g": generator, "mpd": mpd, "msd": msd}, ("g", "mpd", "msd"), "default", device)
     optim_g = torch.optim.AdamW(generator.parameters(), 2e-4, betas=(0.8, 0.99))
     optim_d = torch.optim.AdamW(list(msd.parameters()) + list(mpd.parameters()), 2e-4, betas=(0.8, 0.99))
     files = [ds_dir / line.split("|")[0] for line in (ds_dir / "train.txt").read_text().splitlines() if line]
@@ -264,9 +259,8 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="ours in bf16 autocast (the plain loop stays fp32)")
     p.add_argument("--sweep", action="store_true", help="batch 16/32/64/128 x fp32/bf16 (until one does not fit)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the measured configurations here")
-    p.add_argument("--compile", action="store_true", help="torch.compile our models")
-    p.add_argument("--compile-mode", default="default",
-                   help="torch.compile mode for --compile (default, reduce-overhead = CUDA graphs, max-autotune)")
+    p.add_argument("--compile", default="none",
+                   help="the config's compile key for our loop (none, default, graphs); a comma list measures each")
     p.add_argument("--compile-plain", action="store_true", help="also torch.compile the plain loop's models")
     p.add_argument("--workers", type=int, default=2, help="our loader workers")
     p.add_argument("--plain-workers", type=int, default=4, help="plain loop's loader workers (jik876: 4)")
@@ -299,10 +293,10 @@ def main() -> None:
             todo = []
             if args.only in (None, "plain") and batch not in plain_done:
                 todo.append(("plain jik876-style loop (fp32)", "fp32", lambda a=run_args: run_plain(ds, a, device)))
-            if args.only in (None, "ours"):
-                label = f"ours ({'bf16' if amp else 'fp32'}" + (f", compiled {args.compile_mode})" if args.compile
-                                                                else ")")
-                todo.append((label, "bf16" if amp else "fp32", lambda a=run_args: run_ours(ws, a, device)))
+            for mode in args.compile.split(",") if args.only in (None, "ours") else []:
+                label = f"ours ({'bf16' if amp else 'fp32'}" + (f", compile {mode})" if mode != "none" else ")")
+                a = argparse.Namespace(**{**vars(run_args), "compile_mode": mode})
+                todo.append((label, "bf16" if amp else "fp32", lambda a=a: run_ours(ws, a, device)))
             for label, precision, fn in todo:
                 _peak_reset(device)
                 try:

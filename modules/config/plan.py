@@ -163,6 +163,7 @@ def plan_run(config: TrainConfig, workspace: Any, gpus_available: int | None = N
     _schedule_warnings(config, spe, total, warnings)
     _frequency_warnings(config, spe, total, n_val, warnings)
     _gpu_warnings(config, world, gpus_available, warnings)
+    _compile_warnings(config, on_gpu, warnings)
     _base_warnings(config, root, warnings)
     from modules.evaluation.checks import evaluation_warnings
 
@@ -248,6 +249,17 @@ def _gpu_warnings(c: TrainConfig, world: int, present: int | None, out: list[Pla
         if c.precision == "fp16":
             out.append(PlanWarning("precision", "fp16 without a GPU is slow and poorly supported.",
                                    "use fp32 or bf16 on the CPU"))
+
+
+def _compile_warnings(c: TrainConfig, on_gpu: bool, out: list[PlanWarning]) -> None:
+    if c.compile == "none":
+        return
+    if not registry.get(c.model).recipe_class().compile_targets:
+        out.append(PlanWarning("compile", f"the {c.model} recipe names no network to compile: compile "
+                               f"{c.compile} trains eagerly.", "set compile: none"))
+    elif c.compile == "graphs" and not on_gpu:
+        out.append(PlanWarning("compile", "CUDA graphs need a GPU: compile graphs runs as default here.",
+                               "set compile: default on the CPU"))
 
 
 def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:

@@ -45,6 +45,7 @@ from modules.evaluation.options import EvaluationOptions
 
 SCHEDULE_TYPES = ("exponential", "multistep", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE_MODES = ("none", "default", "graphs")  # what each does: modules.trainer.compiling
 _f = option  # the field declarations below are the generic (model-independent) keys
 
 
@@ -80,6 +81,9 @@ class TrainConfig:
     precision: str = _f("auto", choices=PRECISIONS,
                         help="auto: bf16 on GPUs that have it, fp16 on older CUDA GPUs, fp32 on the CPU; "
                              "bf16/fp16 use autocast; fp16 adds gradient scaling")
+    compile: str = _f("none", choices=COMPILE_MODES,
+                      help="none: eager; default: torch.compile of the model's networks; graphs: also CUDA "
+                           "graphs (GPU only, runs as default on the CPU). The first steps include compiling")
     gpus: int = _f(1, lo=0, help="processes/GPUs (DDP); 0 forces the CPU")
     num_workers: int = _f(2, lo=0, help="data loader worker processes")
     seed: int = _f(1234, lo=0)
@@ -122,7 +126,7 @@ class TrainConfig:
 # Keys that only say when to stop, log, save or validate: changing them keeps a state resumable.
 # Each model's spec adds the section keys of its own (``ModelSpec.resume_safe``).
 RESUME_SAFE_KEYS: frozenset[str] = frozenset({
-    "run_name", "epochs", "max_steps", "num_workers",
+    "run_name", "epochs", "max_steps", "num_workers", "compile",
     "save_every_steps", "save_every_epochs", "validate_every_steps", "validate_every_epochs",
     "log_every_steps", "keep_states", "validation_samples", "export_every_save",
 })

@@ -36,6 +36,7 @@ class HifiganRecipe(Recipe):
     name = "hifigan"
     main_loss = "mel_l1"  # what users watch: the mel error (jik876's "Mel-Spec. Error")
     main_metric = "mel_l1"
+    compile_targets = ("generator", "mpd", "msd")  # fixed segment size: the training shapes never change
 
     def __init__(self, config: Any, dataset_dir: Path, device: torch.device, workspace_root: Path):
         super().__init__(config, dataset_dir, device, workspace_root)

@@ -49,6 +49,7 @@ from modules.errors import UserError
 from modules.fileutil import DiskFullError
 from modules.trainer import distributed as D
 from modules.trainer import exports
+from modules.trainer.compiling import mark_step
 from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's helpers)
     CoreStepContext,
     NonFiniteError,
@@ -286,6 +287,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                         if hasattr(m, "no_sync"):
                             sync.enter_context(m.no_sync())
                 self._batch = batch
+                mark_step(c.compile, self.device)
                 with sync:
                     losses = self.recipe.train_step(batch, self.models, ctx)
                 self._losses = losses

@@ -115,6 +115,9 @@ class Recipe(ABC):
     def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
         """Create the optimizer ``name`` for ``params`` with the configured learning rate."""
 
+    # models whose forward the ``compile`` key compiles (static shapes in training); () = never compiled
+    compile_targets: tuple[str, ...] = ()
+
     def schedule_delay(self, optimizer: str) -> int:
         """Steps before the optimizer's learning-rate schedule starts (an optimizer that does not step
         during a warm-up of the others keeps its schedule for when it does)."""

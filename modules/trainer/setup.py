@@ -17,6 +17,7 @@ from modules.config.schema import RESUME_SAFE_KEYS, changed_keys, config_to_dict
 from modules.errors import UserError
 from modules.fileutil import atomic_write_text, remove_temp_files
 from modules.trainer import distributed as D
+from modules.trainer.compiling import compile_models
 from modules.trainer.context import seed_everything
 from modules.trainer.logs import get_logger
 from modules.trainer.precision import resolve_precision
@@ -196,6 +197,9 @@ class TrainerSetup:
             p.rename(folder / p.name)
 
     def _wrap(self) -> None:
+        note = compile_models(self.plain, self.recipe.compile_targets, self.config.compile, self.device)
+        if note:
+            log.info(note)
         self.models: dict[str, nn.Module] = dict(self.plain)
         if not self.info.enabled:
             return

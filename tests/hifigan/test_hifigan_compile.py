@@ -1,0 +1,61 @@
+"""The ``compile`` key on the CPU: torch.compile'd HiFi-GAN steps give eager's losses, and resume works with it on.
+
+``graphs`` (CUDA graphs) cannot run without a GPU; on the CPU it runs as ``default`` and the run log says
+so. The GPU comparison (first 20 steps of eager against graphs in bf16) is in scripts/gpu_checks.sh.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from modules.config.plan import validate_config
+from modules.config.schema import config_from_dict
+from tests.helpers.hifigan_helpers import (  # noqa: F401 (pytest fixtures)
+    demo_src,
+    read_metrics,
+    run_dir,
+    state_models,
+    tiny_config,
+    train,
+    ws,
+)
+
+LOSSES = ("loss", "loss_disc", "mel_l1", "loss_fm", "loss_adv")
+
+
+def _losses(run) -> np.ndarray:
+    recs = [r for r in read_metrics(run) if not r.get("validation")]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4], recs
+    return np.array([[r[k] for k in LOSSES] for r in recs])
+
+
+def test_compiled_steps_match_eager_and_resume_with_compile_on(ws):
+    assert train(ws, tiny_config(max_steps=4, save_every_steps=2), name="eager") == 0
+    # compiled: two steps, a state, then a resumed run (compiling again) for two more
+    assert train(ws, tiny_config(max_steps=2, save_every_steps=2, compile="graphs"), name="compiled") == 0
+    assert train(ws, tiny_config(max_steps=4, save_every_steps=2, compile="graphs"), name="compiled",
+                 resume="latest") == 0
+
+    eager, compiled = _losses(run_dir(ws, "eager")), _losses(run_dir(ws, "compiled"))
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)  # measured: 1.2e-7 relative
+    log = (run_dir(ws, "compiled") / "train.log").read_text()
+    assert log.count("torch.compile of generator, mpd, msd") == 2, log  # the fresh run and the resumed one
+    assert "no CUDA graphs without a GPU" in log
+
+    # the states hold the modules' own keys (no _orig_mod. prefix) and nearly the same weights
+    a = state_models(run_dir(ws, "eager") / "states" / "step_00000004.pt")
+    b = state_models(run_dir(ws, "compiled") / "states" / "step_00000004.pt")
+    for model in ("generator", "mpd", "msd"):
+        assert set(a[model]) == set(b[model]), model
+        for key, value in a[model].items():
+            if value.is_floating_point():
+                assert torch.allclose(value, b[model][key], rtol=1e-3, atol=1e-4), (model, key)
+
+
+def test_plan_warns_about_graphs_on_the_cpu(ws):
+    cfg = config_from_dict(tiny_config(compile="graphs"))
+    warnings = validate_config(cfg, ws, gpus_available=0)
+    assert any(w.key == "compile" and "CUDA graphs need a GPU" in w.message for w in warnings), warnings
+    eager = validate_config(config_from_dict(tiny_config()), ws, gpus_available=0)
+    assert not any(w.key == "compile" for w in eager)
