@@ -56,13 +56,15 @@ def run_ours(ws: Path, args, device: torch.device) -> dict:
     prof = torch.profiler.profile(activities=activities)
 
     class TimedRecipe(HifiganRecipe):
-        """The real recipe, stamping the time after each (synchronised) step."""
+        """The real recipe, stamping the time after each step; only the timed window's two edges wait for
+        the GPU, so the queue of kernels runs ahead as in training (no host read-back per step)."""
 
         def train_step(self, batch, models, ctx):
             if args.profile and len(times) == args.warmup:
                 prof.__enter__()
             out = super().train_step(batch, models, ctx)
-            _sync(self.device)
+            if len(times) + 1 in (max(args.warmup, 1), total) or args.profile:
+                _sync(self.device)
             times.append(time.time())
             if args.profile and len(times) == args.warmup + args.profile:
                 prof.__exit__(None, None, None)

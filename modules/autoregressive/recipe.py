@@ -281,7 +281,7 @@ class AutoregressiveRecipe(Recipe):
         total = tw * loss_text + mw * loss_mel  # non-finite values are caught by the core
         ctx.backward(total, "gpt")
         ctx.step("gpt")
-        values = torch.stack([total, loss_text, loss_mel]).detach().float().cpu().tolist()
+        values = torch.stack([total, loss_text, loss_mel]).detach().float().unbind()  # read by the ledger
         return dict(zip(("loss", "text_ce", "mel_ce"), values))
 
     @torch.no_grad()

@@ -179,7 +179,7 @@ class HifidecoderRecipe(Recipe):
             y_g_hat = models["generator"](x, g)[..., :y.shape[-1]]
         values = adversarial_step(ctx, y, y_g_hat, y_mel, self._mel, models["mpd"], models["msd"], self.unwrap,
                                   self.options.mel_loss_weight, self.options.feature_loss_weight, train_generator)
-        return dict(zip(LOSS_NAMES, values.cpu().tolist()))
+        return dict(zip(LOSS_NAMES, values.unbind()))  # device tensors: the trainer's ledger reads them
 
     @torch.no_grad()
     def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:

@@ -263,7 +263,7 @@ class HifiganRecipe(Recipe):
 
         values = adversarial_step(ctx, y, y_g_hat, y_mel, lambda w: self._mel(w, for_loss=True), mpd, msd,
                                   self.unwrap, float(self.h["mel_loss_weight"]), float(self.h["feature_loss_weight"]))
-        return dict(zip(LOSS_NAMES, values.cpu().tolist()))
+        return dict(zip(LOSS_NAMES, values.unbind()))  # device tensors: the trainer's ledger reads them
 
     @torch.no_grad()
     def validate(self, models: dict[str, nn.Module], loader, ctx: StepContext, step: int) -> ValidationResult:

@@ -13,20 +13,12 @@ import numpy as np
 import torch
 
 from modules.trainer import distributed as D
+from modules.trainer.ledger import NonFiniteError  # noqa: F401 (re-exported: raised by the step and the ledger)
 from modules.trainer.precision import resolve_precision
 from modules.trainer.recipe import StepContext
 
 if TYPE_CHECKING:
     from modules.trainer.core import Trainer
-
-
-class NonFiniteError(Exception):
-    """A loss or gradient norm became NaN/inf."""
-
-    def __init__(self, what: str, values: dict[str, float]):
-        super().__init__(what)
-        self.what = what
-        self.values = values
 
 
 class CoreStepContext(StepContext):
@@ -69,6 +61,9 @@ class CoreStepContext(StepContext):
             scaler.unscale_(opt)
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        if t.ledger.lazy and scaler is None and opt.defaults.get("fused"):
+            self._lazy_step(optimizer, opt, params, norm)
+            return
         norm_f = float(norm)
         if not math.isfinite(norm_f) and scaler is None:
             raise NonFiniteError(f"gradient norm of optimizer {optimizer!r}", {f"grad_norm_{optimizer}": norm_f})
@@ -81,6 +76,22 @@ class CoreStepContext(StepContext):
             opt.step()
         opt.zero_grad(set_to_none=True)
         t.step_grad_norms[optimizer] = norm_f
+
+    def _lazy_step(self, optimizer: str, opt: torch.optim.Optimizer, params: list, norm: torch.Tensor) -> None:
+        """The step without a host read: a non-finite norm makes the fused kernel skip the update on the
+        device (its ``found_inf``), and the ledger raises for it at its next flush."""
+        t = self.t
+        bad = ~torch.isfinite(norm)
+        t.ledger.add_check(t.step + 1, {f"grad_norm_{optimizer}": norm})
+        if t.config.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(params, t.config.grad_clip, norm)
+        opt.found_inf = bad.to(torch.float32)  # 0-d, like the step counts it is subtracted from
+        try:
+            opt.step()
+        finally:
+            del opt.found_inf
+        opt.zero_grad(set_to_none=True)
+        t.step_grad_norms[optimizer] = norm.detach()
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

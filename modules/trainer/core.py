@@ -34,7 +34,6 @@ recipe state beyond models and optimizers.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shlex
 import sys
@@ -61,6 +60,7 @@ from modules.trainer.context import (  # noqa: F401 (re-exported: the loop's hel
     seed_everything,
 )
 from modules.trainer.failures import EXIT_DISK_FULL, EXIT_NONFINITE, EXIT_OK, EXIT_OOM, TrainerFailures  # noqa: F401
+from modules.trainer.ledger import Ledger
 from modules.trainer.logs import RunLog, get_logger
 from modules.trainer.metrics import MetricsLog, StatusFile, TensorBoard
 from modules.trainer.precision import describe as precision_name
@@ -76,6 +76,9 @@ log = get_logger("trainer")
 
 class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
     """One training run of ``config`` (see the module docstring)."""
+
+    # losses and gradient norms read back once per flush (``modules.trainer.ledger``); None: on CUDA only
+    lazy_readback: bool | None = None
 
     def __init__(self, config: TrainConfig, workspace: Any, config_path: str | os.PathLike | None = None, *,
                  resume: str | None = None, force: bool = False, fresh: bool = False,
@@ -225,6 +228,8 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             if self.main:
                 self.status.update(state="finished", message="finished")
             return EXIT_OK
+        lazy = self.device.type == "cuda" if self.lazy_readback is None else self.lazy_readback
+        self.ledger = Ledger(c.grad_accumulation, self.device, lazy=lazy)
         self.ctx = CoreStepContext(self)
         if self._resume_rng is not None:
             restore_rng(self._resume_rng)  # last, so nothing in the set-up shifts the streams
@@ -256,9 +261,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
     def _loop(self, stop: StopRequest) -> str:
         c = self.config
         A = c.grad_accumulation
-        window: dict[str, float] = {}
-        norms: dict[str, float] = {}
-        window_steps, window_t = 0, time.time()
+        window_t = time.time()
         lr_used = self._lr()
         self._batch: Any = None
         self._losses: dict[str, float] = {}
@@ -274,7 +277,6 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             with _signals_blocked():  # loader workers are forked here; they start with SIGTERM ignored
                 batches = iter(loader)
             micro = 0
-            step_sums: dict[str, float] = {}
             for batch in batches:
                 ctx = self.ctx
                 ctx.micro_step, ctx.global_step, ctx.epoch = micro % A, self.step, self.epoch
@@ -291,21 +293,12 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                 with sync:
                     losses = self.recipe.train_step(batch, self.models, ctx)
                 self._losses = losses
-                bad = {k: v for k, v in losses.items() if not math.isfinite(float(v))}
-                if D.any_rank(bool(bad), self.device):
-                    raise NonFiniteError("training loss", bad or {"other rank": float("nan")})
-                for k, v in losses.items():
-                    step_sums[k] = step_sums.get(k, 0.0) + float(v) / A
+                self.ledger.add_losses(self.step + 1, losses)  # eager: checked now; lazy: at the next flush
                 micro += 1
                 if not ctx.is_boundary:
                     continue
                 # ---- one optimizer step is complete
-                for k, v in step_sums.items():
-                    window[k] = window.get(k, 0.0) + v
-                for k, v in self.step_grad_norms.items():
-                    norms[k] = norms.get(k, 0.0) + v
-                step_sums = {}
-                window_steps += 1
+                self.ledger.end_step(self.step + 1, self.step_grad_norms)
                 for s in self.schedulers.values():
                     s.step()
                 self.step += 1
@@ -316,16 +309,21 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                     self.step_in_epoch = 0
                 finished = self.step >= self.total
                 stopping = D.any_rank(stop.requested, self.device)
+                validating = self._due(c.validate_every_steps, c.validate_every_epochs, epoch_end) or (
+                    finished and bool(c.validate_every_steps or c.validate_every_epochs))
+                saving = self._due(c.save_every_steps, c.save_every_epochs, epoch_end) or finished or stopping
+                if validating or saving:
+                    self.ledger.flush()  # a lazily found non-finite step stops the run before it is saved
                 if self.step % c.log_every_steps == 0 or finished or stopping:
+                    window, norms, window_steps = self.ledger.take_window()
                     self._log_train(window, norms, window_steps, lr_used, time.time() - window_t)
-                    window, norms, window_steps, window_t = {}, {}, 0, time.time()
-                if self._due(c.validate_every_steps, c.validate_every_epochs, epoch_end) or (
-                        finished and (c.validate_every_steps or c.validate_every_epochs)):
+                    window_t = time.time()
+                if validating:
                     self.validate()
                     if c.evaluation.stop_when_worse and not finished:  # every rank asks: one stops, all stop
                         wants = bool(self.scoring is not None and self.scoring.stop_reason)
                         stopping = D.any_rank(wants, self.device) or stopping
-                if self._due(c.save_every_steps, c.save_every_epochs, epoch_end) or finished or stopping:
+                if saving or stopping:
                     self.save()
                 if stopping:
                     return "stopped"

@@ -29,15 +29,24 @@ log = get_logger("trainer")
 class TrainerFailures:
     """The failure-handling half of ``Trainer`` (see ``modules.trainer.core``)."""
 
-    def _diagnose(self, err: NonFiniteError, batch: Any, losses: dict[str, float]) -> Path | None:
+    def _bad_step(self, err: NonFiniteError) -> int:
+        """The step the non-finite value came from (a lazy read finds it some steps later)."""
+        return err.step if err.step is not None else self.step + 1
+
+    def _diagnose(self, err: NonFiniteError, batch: Any, losses: dict[str, Any]) -> Path | None:
         if not self.main:
             return None
         self.paths.diagnostics.mkdir(parents=True, exist_ok=True)
-        base = self.paths.diagnostics / f"nonfinite_{state_name(self.step + 1)}"
+        step = self._bad_step(err)
+        base = self.paths.diagnostics / f"nonfinite_{state_name(step)}"
+        later = step != self.step + 1  # found by a lazy read: the batch and losses at hand are a later step's
         info = {"what": err.what, "values": {k: str(v) for k, v in err.values.items()},
-                "losses": {k: str(v) for k, v in losses.items()}, "step": self.step + 1,
+                "losses": {} if later else {k: str(float(v)) for k, v in losses.items()}, "step": step,
                 "epoch": self.epoch, "micro_step": self.ctx.micro_step, "lr": self._lr(),
-                "config_hash": config_hash(self.config), "batch": describe_batch(batch)}
+                "config_hash": config_hash(self.config),
+                "batch": f"not kept: found at step {self.step}, read lazily" if later else describe_batch(batch)}
+        if later:
+            batch = None
         atomic_write_json(base.with_suffix(".json"), info)
         try:
             atomic_torch_save({"batch": batch, "info": info}, base.with_suffix(".pt"))
@@ -86,7 +95,7 @@ class TrainerFailures:
         last = f"the last good state is {states[0].path.relative_to(self.run_dir)}" if states else \
             "no state was saved before it"
         vals = ", ".join(f"{k}={v}" for k, v in exc.values.items())
-        msg = (f"non-finite {exc.what} at step {self.step + 1} ({vals}); training stopped and {last}. "
+        msg = (f"non-finite {exc.what} at step {self._bad_step(exc)} ({vals}); training stopped and {last}. "
                f"Diagnostic: {diag.relative_to(self.run_dir) if diag else 'n/a'}. Try a lower learning_rate "
                f"(now {self.config.learning_rate:g}), set grad_clip, or use precision bf16/fp32 "
                f"(now {precision_name(self.config.precision, self.device)}); then --resume latest --force "

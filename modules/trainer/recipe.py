@@ -144,9 +144,10 @@ class Recipe(ABC):
 
     # --- steps --------------------------------------------------------------------------------
     @abstractmethod
-    def train_step(self, batch: Any, models: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
+    def train_step(self, batch: Any, models: dict[str, nn.Module], ctx: StepContext) -> dict[str, Any]:
         """One micro-batch: move to device, forward under ``ctx.autocast()``, ``ctx.backward``
-        and ``ctx.step`` per optimizer. Returns loss values (floats) to log. ``models`` holds the
+        and ``ctx.step`` per optimizer. Returns the losses to log: floats, or detached 0-d tensors that
+        the core reads back in one transfer per log line (``modules.trainer.ledger``). ``models`` holds the
         DDP-wrapped modules; ``self.unwrap(m)`` gives the plain module."""
 
     @abstractmethod

@@ -22,6 +22,7 @@ from modules.config.schema import apply_overrides, default_config, save_config
 from modules.errors import UserError
 from modules.trainer.core import CoreStepContext, Trainer
 from modules.trainer.distributed import DistInfo, EpochBatchSampler
+from modules.trainer.ledger import Ledger
 from modules.trainer.metrics import read_metrics
 from modules.trainer.runfolder import RunLock, list_states, lock_holder, read_status
 from modules.workspace import Workspace
@@ -83,6 +84,7 @@ def test_backward_accumulates_only_into_the_named_optimizer():
         opt_params = {n: list(o.param_groups[0]["params"]) for n, o in opts.items()}
         scalers: dict = {}
         step_grad_norms: dict = {}
+        ledger = Ledger(1, torch.device("cpu"))
 
     ctx = CoreStepContext(T())
     loss = aux(net(torch.randn(4, 3))).pow(2).mean()  # depends on both models, like a generator loss
