@@ -19,7 +19,8 @@ which compiles, and keep their parameters and keys.
 
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+from typing import ContextManager, Iterable
 
 import torch
 from torch import nn
@@ -74,6 +75,12 @@ def traceable_weight_norm(module: nn.Module) -> int:
                 m._forward_pre_hooks[key] = _PlainOpsWeightNorm(hook.name, hook.dim)
                 swapped += 1
     return swapped
+
+
+def eager_validation(mode: str) -> ContextManager:
+    """Validation runs the compiled modules eagerly: clips of every length would each compile (and with
+    CUDA graphs record) a graph of their own, and samples render exactly as the exported files will."""
+    return torch.compiler.set_stance("force_eager") if mode != "none" else contextlib.nullcontext()
 
 
 def mark_step(mode: str, device: torch.device) -> None:

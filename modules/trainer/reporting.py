@@ -15,6 +15,7 @@ from modules.config.schema import config_hash, config_to_dict
 from modules.fileutil import atomic_write_json
 from modules.trainer import distributed as D
 from modules.trainer import exports
+from modules.trainer.compiling import eager_validation
 from modules.trainer.context import CoreStepContext
 from modules.trainer.logs import get_logger
 from modules.trainer.recipe import ValidationResult
@@ -116,7 +117,7 @@ class TrainerReporting:
                 m.eval()
             py, npst = random.getstate(), np.random.get_state()
             devices = [self.device.index] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices), eager_validation(self.config.compile):
                 torch.manual_seed(self.config.seed)
                 ctx = CoreStepContext(self)
                 ctx.global_step, ctx.epoch = self.step, self.epoch

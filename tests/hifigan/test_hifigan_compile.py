@@ -31,14 +31,19 @@ def _losses(run) -> np.ndarray:
 
 
 def test_compiled_steps_match_eager_and_resume_with_compile_on(ws):
-    assert train(ws, tiny_config(max_steps=4, save_every_steps=2), name="eager") == 0
+    val = {"validate_every_steps": 4}
+    assert train(ws, tiny_config(max_steps=4, save_every_steps=2, **val), name="eager") == 0
     # compiled: two steps, a state, then a resumed run (compiling again) for two more
-    assert train(ws, tiny_config(max_steps=2, save_every_steps=2, compile="graphs"), name="compiled") == 0
-    assert train(ws, tiny_config(max_steps=4, save_every_steps=2, compile="graphs"), name="compiled",
+    assert train(ws, tiny_config(max_steps=2, save_every_steps=2, compile="graphs", **val), name="compiled") == 0
+    assert train(ws, tiny_config(max_steps=4, save_every_steps=2, compile="graphs", **val), name="compiled",
                  resume="latest") == 0
 
     eager, compiled = _losses(run_dir(ws, "eager")), _losses(run_dir(ws, "compiled"))
     np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)  # measured: 1.2e-7 relative
+    # validation runs the compiled modules eagerly (no graph per clip length) and scores the same
+    val_e, val_c = ([r for r in read_metrics(run_dir(ws, n)) if r.get("validation")] for n in ("eager", "compiled"))
+    assert val_e[-1]["step"] == val_c[-1]["step"] == 4  # (the compiled run also validated as its first half ended)
+    assert np.isclose(val_c[-1]["val_mel_l1"], val_e[-1]["val_mel_l1"], rtol=1e-4)
     log = (run_dir(ws, "compiled") / "train.log").read_text()
     assert log.count("torch.compile of generator, mpd, msd") == 2, log  # the fresh run and the resumed one
     assert "no CUDA graphs without a GPU" in log
