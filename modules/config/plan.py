@@ -260,6 +260,10 @@ def _compile_warnings(c: TrainConfig, on_gpu: bool, out: list[PlanWarning]) -> N
     elif c.compile == "graphs" and not on_gpu:
         out.append(PlanWarning("compile", "CUDA graphs need a GPU: compile graphs runs as default here.",
                                "set compile: default on the CPU"))
+    elif c.compile == "graphs" and c.grad_accumulation > 1:
+        out.append(PlanWarning("compile", "CUDA graphs cannot accumulate gradients over micro-steps (a replay "
+                               "overwrites them): compile graphs runs as default with grad_accumulation "
+                               f"{c.grad_accumulation}.", "set grad_accumulation: 1 and a larger batch_size"))
 
 
 def _base_warnings(c: TrainConfig, root: Path, out: list[PlanWarning]) -> None:

@@ -31,15 +31,16 @@ from modules.config.schema import COMPILE_MODES  # noqa: F401  (the key's choice
 _TORCH_MODE = {"default": "default", "graphs": "reduce-overhead"}
 
 
-def effective_mode(mode: str, device: torch.device) -> str:
-    """What ``mode`` runs as on ``device`` (``graphs`` needs CUDA)."""
-    if mode == "graphs" and device.type != "cuda":
+def effective_mode(mode: str, device: torch.device, accumulation: int = 1) -> str:
+    """What ``mode`` runs as on ``device``: ``graphs`` needs CUDA, and one micro-step per optimizer step
+    (a replay overwrites the graph's memory, which holds the gradients being accumulated)."""
+    if mode == "graphs" and (device.type != "cuda" or accumulation > 1):
         return "default"
     return mode
 
 
 def compile_models(models: dict[str, nn.Module], targets: Iterable[str], mode: str,
-                   device: torch.device) -> str | None:
+                   device: torch.device, accumulation: int = 1) -> str | None:
     """Compile ``targets`` of ``models`` in place for ``mode``; returns a line for the run log
     (None when nothing was compiled)."""
     if mode == "none":
@@ -47,11 +48,12 @@ def compile_models(models: dict[str, nn.Module], targets: Iterable[str], mode: s
     names = [n for n in targets if n in models]
     if not names:
         return f"compile: {mode} asked, but this model names no module to compile; training eagerly"
-    runs_as = effective_mode(mode, device)
+    runs_as = effective_mode(mode, device, accumulation)
     for name in names:
         traceable_weight_norm(models[name])
         models[name].compile(mode=_TORCH_MODE[runs_as])
-    note = "" if runs_as == mode else " (no CUDA graphs without a GPU: compiled without them)"
+    why = "without a GPU" if device.type != "cuda" else "with grad_accumulation above 1"
+    note = "" if runs_as == mode else f" (no CUDA graphs {why}: compiled without them)"
     return f"compile: {mode}{note}: torch.compile of {', '.join(names)}; the first steps include compiling"
 
 
@@ -83,7 +85,7 @@ def eager_validation(mode: str) -> ContextManager:
     return torch.compiler.set_stance("force_eager") if mode != "none" else contextlib.nullcontext()
 
 
-def mark_step(mode: str, device: torch.device) -> None:
+def mark_step(mode: str, device: torch.device, accumulation: int = 1) -> None:
     """Start of a micro-step for CUDA graphs (outputs of the previous replay may be overwritten now)."""
-    if effective_mode(mode, device) == "graphs":
+    if effective_mode(mode, device, accumulation) == "graphs":
         torch.compiler.cudagraph_mark_step_begin()

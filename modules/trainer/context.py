@@ -60,7 +60,7 @@ class CoreStepContext(StepContext):
         if scaler is not None:
             scaler.unscale_(opt)
         grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=t.device)
         if t.ledger.lazy and scaler is None and opt.defaults.get("fused"):
             self._lazy_step(optimizer, opt, params, norm)
             return

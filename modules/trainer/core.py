@@ -289,7 +289,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                         if hasattr(m, "no_sync"):
                             sync.enter_context(m.no_sync())
                 self._batch = batch
-                mark_step(c.compile, self.device)
+                mark_step(c.compile, self.device, A)
                 with sync:
                     losses = self.recipe.train_step(batch, self.models, ctx)
                 self._losses = losses

@@ -145,6 +145,17 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
+def first_over_ranks(step: int | None, device: torch.device) -> int | None:
+    """The smallest ``step`` any rank reports (None where a rank has none; None when no rank has one)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return step
+    none = float(2 ** 52)
+    t = torch.tensor([none if step is None else float(step)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    first = t.item()
+    return None if first >= none else int(first)
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True if ``flag`` is set on any rank (so every rank stops at the same step)."""
     if not (dist.is_available() and dist.is_initialized()):

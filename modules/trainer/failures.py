@@ -39,7 +39,7 @@ class TrainerFailures:
         self.paths.diagnostics.mkdir(parents=True, exist_ok=True)
         step = self._bad_step(err)
         base = self.paths.diagnostics / f"nonfinite_{state_name(step)}"
-        later = step != self.step + 1  # found by a lazy read: the batch and losses at hand are a later step's
+        later = step < self.step  # found by a lazy read some steps on: the batch and losses at hand are a later step's
         info = {"what": err.what, "values": {k: str(v) for k, v in err.values.items()},
                 "losses": {} if later else {k: str(float(v)) for k, v in losses.items()}, "step": step,
                 "epoch": self.epoch, "micro_step": self.ctx.micro_step, "lr": self._lr(),

@@ -63,6 +63,7 @@ def _probe_config(config: Any, batch: int, steps: int, device: str) -> Any:
     data.update(batch_size=batch, grad_accumulation=1, max_steps=steps, epochs=10_000, save_every_steps=None,
                 save_every_epochs=None, validate_every_steps=None, validate_every_epochs=None,
                 log_every_steps=steps, num_workers=0, gpus=1 if device == "cuda" else 0,
+                compile="none",  # eager: compiling per probed batch would cost minutes and skew the memory figures
                 run_name=f"_fit-check-{os.getpid()}-{batch}-{time.time_ns()}")
     data["evaluation"] = dict(data.get("evaluation") or {}, enabled=False)
     return config_from_dict(data)

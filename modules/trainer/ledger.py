@@ -8,7 +8,7 @@ needs them (``flush``). The sums are then formed on the host in the same order a
 as in eager mode, so the logged figures are the same floats either way.
 
 Non-finite values: eager mode raises at the micro-step that produced one (every rank agrees
-through ``distributed.any_rank``). Lazy mode finds them at the flush, names the step they
+through ``distributed.first_over_ranks``). Lazy mode finds them at the flush, names the step they
 first appeared at, and raises before anything is logged or saved, so no state is written
 after them; fused optimizers skip the update itself on the device (``found_inf``, see
 ``context.CoreStepContext.step``), so the weights stay those of the last finite step.
@@ -39,7 +39,17 @@ class NonFiniteError(Exception):
 class _Entry:
     step: int  # the optimizer step (1-based) this entry belongs to
     kind: str  # "loss" (a micro-step's, checked), "norm" (a step's gradient norms, logged) or "check" (checked only)
-    values: dict[str, Any]  # floats or 0-d device tensors
+    keys: list[str]
+    values: torch.Tensor | list[float]  # floats, or one fresh 1-d device tensor (copied out of any graph's memory)
+
+
+def _pack(step: int, kind: str, values: dict[str, Any], device: torch.device) -> _Entry:
+    keys = list(values)
+    if not any(isinstance(v, torch.Tensor) for v in values.values()):
+        return _Entry(step, kind, keys, [float(v) for v in values.values()])
+    parts = [v.detach().float().reshape(()).to(device) if isinstance(v, torch.Tensor)
+             else torch.tensor(float(v), device=device) for v in values.values()]
+    return _Entry(step, kind, keys, torch.stack(parts))
 
 
 @dataclass
@@ -57,17 +67,17 @@ class Ledger:
 
     def add_losses(self, step: int, losses: dict[str, Any]) -> None:
         """One micro-step's losses (step: the optimizer step it belongs to, 1-based)."""
-        self._pending.append(_Entry(step, "loss", dict(losses)))
+        self._pending.append(_pack(step, "loss", losses, self.device))
         if not self.lazy:
             self._settle(across_ranks=True)
 
     def add_check(self, step: int, values: dict[str, torch.Tensor]) -> None:
         """Device values that must be finite (a lazily checked gradient norm); eager mode checks them itself."""
-        self._pending.append(_Entry(step, "check", dict(values)))
+        self._pending.append(_pack(step, "check", values, self.device))
 
     def end_step(self, step: int, grad_norms: dict[str, Any]) -> None:
         """An optimizer step is complete with these gradient norms (inf is allowed: a scaler's skipped step)."""
-        self._pending.append(_Entry(step, "norm", dict(grad_norms)))
+        self._pending.append(_pack(step, "norm", grad_norms, self.device))
         if not self.lazy:
             self._settle(across_ranks=False)
 
@@ -86,20 +96,21 @@ class Ledger:
     # ---------------------------------------------------------------------------------------
     def _settle(self, across_ranks: bool) -> None:
         entries, self._pending = self._pending, []
-        host = _to_host([e.values for e in entries])
         bad: tuple[int, str, dict[str, float]] | None = None
-        for entry, values in zip(entries, host):
+        for entry, values in zip(entries, _to_host(entries)):
             found = {k: v for k, v in values.items() if not math.isfinite(v)} if entry.kind != "norm" else {}
             if found:
                 bad = (entry.step, "training loss" if entry.kind == "loss" else "gradient norm", found)
                 break
             self._account(entry.kind, values)
-        failed = D.any_rank(bad is not None, self.device) if across_ranks else bad is not None
-        if failed:
-            if bad is None:
-                raise NonFiniteError("training loss", {"other rank": float("nan")})
-            step, what, found = bad
-            raise NonFiniteError(what, found, step=step)
+        # every rank settles at the same points: the earliest bad step of any rank stops them all
+        first = D.first_over_ranks(bad[0] if bad else None, self.device) if across_ranks else (
+            bad[0] if bad else None)
+        if first is None:
+            return
+        if bad is not None and bad[0] == first:
+            raise NonFiniteError(bad[1], bad[2], step=first)
+        raise NonFiniteError("training loss", {"other rank": float("nan")}, step=first)
 
     def _account(self, kind: str, values: dict[str, float]) -> None:
         if kind == "check":
@@ -116,9 +127,12 @@ class Ledger:
         self.steps += 1
 
 
-def _to_host(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Every value as a Python float, with all device tensors read in one transfer."""
-    tensors = [v for row in rows for v in row.values() if isinstance(v, torch.Tensor)]
-    flat = iter(torch.stack([t.detach().float().reshape(()) for t in tensors]).cpu().tolist()) if tensors \
-        else iter(())
-    return [{k: next(flat) if isinstance(v, torch.Tensor) else float(v) for k, v in row.items()} for row in rows]
+def _to_host(entries: list[_Entry]) -> list[dict[str, float]]:
+    """Every entry's values as Python floats, with all device tensors read in one transfer."""
+    tensors = [e.values for e in entries if isinstance(e.values, torch.Tensor)]
+    flat = iter(torch.cat(tensors).cpu().tolist()) if tensors else iter(())
+    out = []
+    for e in entries:
+        vals = [next(flat) for _ in e.keys] if isinstance(e.values, torch.Tensor) else e.values
+        out.append(dict(zip(e.keys, vals)))
+    return out

@@ -197,7 +197,8 @@ class TrainerSetup:
             p.rename(folder / p.name)
 
     def _wrap(self) -> None:
-        note = compile_models(self.plain, self.recipe.compile_targets, self.config.compile, self.device)
+        note = compile_models(self.plain, self.recipe.compile_targets, self.config.compile, self.device,
+                              self.config.grad_accumulation)
         if note:
             log.info(note)
         self.models: dict[str, nn.Module] = dict(self.plain)

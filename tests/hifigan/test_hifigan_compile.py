@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch._dynamo.testing import CompileCounter
 
 from modules.config.plan import validate_config
 from modules.config.schema import config_from_dict
+from modules.trainer.compiling import eager_validation, effective_mode, traceable_weight_norm
 from tests.helpers.hifigan_helpers import (  # noqa: F401 (pytest fixtures)
     demo_src,
     read_metrics,
@@ -64,3 +66,38 @@ def test_plan_warns_about_graphs_on_the_cpu(ws):
     assert any(w.key == "compile" and "CUDA graphs need a GPU" in w.message for w in warnings), warnings
     eager = validate_config(config_from_dict(tiny_config()), ws, gpus_available=0)
     assert not any(w.key == "compile" for w in eager)
+    accumulating = config_from_dict(tiny_config(compile="graphs", gpus=1, grad_accumulation=2))
+    warnings = validate_config(accumulating, ws, gpus_available=1)
+    assert any(w.key == "compile" and "cannot accumulate" in w.message for w in warnings), warnings
+
+
+def test_graphs_need_cuda_and_one_micro_step_and_validation_runs_eagerly():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert effective_mode("graphs", cuda) == "graphs"
+    assert effective_mode("graphs", cpu) == effective_mode("graphs", cuda, accumulation=2) == "default"
+    counter = CompileCounter()
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.utils.weight_norm(torch.nn.Conv1d(2, 2, 3))
+
+        def forward(self, x):
+            return torch.tanh(self.conv(x))
+
+    net = Net()
+    reference = net.conv.weight_v.detach().clone()
+    x = torch.randn(1, 2, 16)
+    eager_out = net(x)
+    assert traceable_weight_norm(net) == 1  # same parameters, same output
+    assert torch.allclose(net(x), eager_out, atol=1e-6) and torch.equal(net.conv.weight_v, reference)
+    net.compile(backend=counter)
+    net(x)
+    assert counter.frame_count == 1
+    with eager_validation("default"):
+        net(torch.randn(1, 2, 40))  # another length: no new graph
+        net(torch.randn(1, 2, 64))
+    assert counter.frame_count == 1
+    net(torch.randn(1, 2, 40))
+    assert counter.frame_count == 2  # outside validation the new length compiles
+

@@ -30,6 +30,16 @@ class LazyTrainer(Trainer):
     lazy_readback = True
 
 
+class FusedTensorToyRecipe(ToyRecipe):
+    """Fused AdamW (the optimizer the lazy step serves) and losses returned as 0-d tensors, as the real recipes do."""
+
+    def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, lr=self.config.learning_rate, betas=(0.8, 0.99), fused=True)
+
+    def train_step(self, batch, models, ctx):
+        return {k: torch.tensor(v) for k, v in super().train_step(batch, models, ctx).items()}
+
+
 class FusedNanToyRecipe(NanToyRecipe):
     """The NaN at step 5, with fused AdamW: the optimizer the core skips on the device when the norm is bad."""
 
@@ -52,10 +62,12 @@ def run(ws: Workspace, name: str, *items: str, trainer=Trainer, recipe=ToyRecipe
     return t.run(), t, ws.root / "training" / "toy" / "runs" / name
 
 
-def test_lazy_reads_log_the_same_floats_and_train_the_same_weights(ws):
-    opts = ("grad_accumulation=2", "log_every_steps=3")  # windows of 3 steps of 2 micro-steps, one partial
-    rc_e, _, eager = run(ws, "eager", *opts)
-    rc_l, lazy_t, lazy = run(ws, "lazy", *opts, trainer=LazyTrainer)
+@pytest.mark.parametrize("recipe", [ToyRecipe, FusedTensorToyRecipe], ids=["floats", "fused-tensors"])
+def test_lazy_reads_log_the_same_floats_and_train_the_same_weights(ws, recipe):
+    # windows of 3 steps of 2 micro-steps, one partial; clipping through the lazy step's device norm
+    opts = ("grad_accumulation=2", "log_every_steps=3", "grad_clip=0.5")
+    rc_e, _, eager = run(ws, "eager", *opts, recipe=recipe)
+    rc_l, lazy_t, lazy = run(ws, "lazy", *opts, trainer=LazyTrainer, recipe=recipe)
     assert rc_e == rc_l == 0 and lazy_t.ledger.lazy
     a = [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(eager / "metrics.jsonl")]
     b = [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(lazy / "metrics.jsonl")]
@@ -79,7 +91,7 @@ def test_a_nonfinite_step_found_lazily_is_named_and_nothing_after_it_is_saved(ws
     # step 5's NaN was read at step 6, where a save was due: the save did not happen
     assert [s.step for s in list_states(run_dir)] == [4, 2]
     diag = json.loads((run_dir / "diagnostics" / "nonfinite_step_00000005.json").read_text())
-    assert diag["step"] == 5 and diag["batch"].startswith("not kept: found at step 6")
+    assert diag["step"] == 5 and diag["batch"].startswith("not kept: found at step 6") and diag["losses"] == {}
     # the fused optimizer skipped the NaN update on the device: the weights in memory stayed finite
     assert all(torch.isfinite(p).all() for p in t.plain["net"].parameters())
     state = torch.load(list_states(run_dir)[0].path, weights_only=False)["models"]["net"]
