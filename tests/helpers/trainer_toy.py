@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from modules.trainer.recipe import AudioSample, Recipe, StepContext, ValidationResult
+from modules.workspace import Workspace
 
 IN, OUT = 6, 3
 
@@ -158,3 +160,12 @@ class OomToyRecipe(ToyRecipe):
         if ctx.global_step == 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return super().train_step(batch, models, ctx)
+
+
+@pytest.fixture
+def ws(workspace) -> Workspace:
+    """A workspace with the toy dataset's folder (the toy recipe makes its own data)."""
+    d = workspace / "training" / "toy"
+    d.mkdir(parents=True)
+    (d / "train.txt").write_text("audio/a.wav|unused by the toy recipe\n")
+    return Workspace.open(workspace)

@@ -27,21 +27,20 @@ from modules.trainer.metrics import read_metrics
 from modules.trainer.runfolder import RunLock, list_states, lock_holder, read_status
 from modules.workspace import Workspace
 from tests.conftest import REPO, python_env
-from tests.helpers.trainer_toy import NanToyRecipe, OomToyRecipe, QuietToyRecipe, ToyData, ToyRecipe
+from tests.helpers.trainer_toy import (
+    NanToyRecipe,
+    OomToyRecipe,
+    QuietToyRecipe,
+    ToyData,
+    ToyRecipe,
+    ws,  # noqa: F401 (pytest fixture)
+)
 
 torch.set_num_threads(1)
 
 BASE = ["batch_size=8", "grad_accumulation=1", "num_workers=0", "learning_rate=0.01", "log_every_steps=1",
         "save_every_steps=4", "validate_every_steps=4", "keep_states=2", "max_steps=8", "epochs=100", "gpus=0",
         "validation_samples=1"]
-
-
-@pytest.fixture
-def ws(workspace) -> Workspace:
-    d = workspace / "training" / "toy"
-    d.mkdir(parents=True)
-    (d / "train.txt").write_text("audio/a.wav|unused by the toy recipe\n")
-    return Workspace.open(workspace)
 
 
 def make_config(ws: Workspace, name: str, *items: str):

@@ -17,7 +17,11 @@ from modules.trainer.ledger import Ledger, NonFiniteError
 from modules.trainer.metrics import read_metrics
 from modules.trainer.runfolder import list_states, read_status
 from modules.workspace import Workspace
-from tests.helpers.trainer_toy import NanToyRecipe, ToyRecipe
+from tests.helpers.trainer_toy import (
+    NanToyRecipe,
+    ToyRecipe,
+    ws,  # noqa: F401 (pytest fixture)
+)
 
 torch.set_num_threads(1)
 
@@ -45,14 +49,6 @@ class FusedNanToyRecipe(NanToyRecipe):
 
     def build_optimizer(self, name: str, params: list) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=self.config.learning_rate, betas=(0.8, 0.99), fused=True)
-
-
-@pytest.fixture
-def ws(workspace) -> Workspace:
-    d = workspace / "training" / "toy"
-    d.mkdir(parents=True)
-    (d / "train.txt").write_text("audio/a.wav|unused by the toy recipe\n")
-    return Workspace.open(workspace)
 
 
 def run(ws: Workspace, name: str, *items: str, trainer=Trainer, recipe=ToyRecipe):
