@@ -294,12 +294,13 @@ def main() -> None:
             flops = None if args.no_flops else step_flops(run_args, device, batch)
             todo = []
             if args.only in (None, "plain") and batch not in plain_done:
-                todo.append(("plain jik876-style loop (fp32)", "fp32", lambda a=run_args: run_plain(ds, a, device)))
+                todo.append(("plain jik876-style loop (fp32)", "fp32", None,
+                             lambda a=run_args: run_plain(ds, a, device)))
             for mode in args.compile.split(",") if args.only in (None, "ours") else []:
                 label = f"ours ({'bf16' if amp else 'fp32'}" + (f", compile {mode})" if mode != "none" else ")")
                 a = argparse.Namespace(**{**vars(run_args), "compile_mode": mode})
-                todo.append((label, "bf16" if amp else "fp32", lambda a=a: run_ours(ws, a, device)))
-            for label, precision, fn in todo:
+                todo.append((label, "bf16" if amp else "fp32", mode, lambda a=a: run_ours(ws, a, device)))
+            for label, precision, mode, fn in todo:
                 _peak_reset(device)
                 try:
                     r = fn()
@@ -312,6 +313,7 @@ def main() -> None:
                                      steps_per_s=r["steps_per_s"], device=device.type, precision=precision,
                                      step_flops=flops, gpu_util=sampler.mean(r["t0"], r["t1"]),
                                      peak_memory_bytes=_peak(device), device_name=device_name)
+                rec["compile"] = mode  # None for the plain loop
                 if label.startswith("plain"):
                     plain_done[batch] = rec
                 elif batch in plain_done:
