@@ -231,6 +231,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
         lazy = self.device.type == "cuda" if self.lazy_readback is None else self.lazy_readback
         self.ledger = Ledger(c.grad_accumulation, self.device, lazy=lazy)
         self.ctx = CoreStepContext(self)
+        self._stop_agreement = D.StopAgreement(self.device, lagged=lazy)  # lazy: no per-step wait in DDP either
         if self._resume_rng is not None:
             restore_rng(self._resume_rng)  # last, so nothing in the set-up shifts the streams
         stop.defer()  # training begins: a signal now finishes the step and saves a state
@@ -246,6 +247,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
             if "can't allocate memory" in str(exc) or "out of memory" in str(exc):
                 return self._oom()  # the CPU allocator's and some backends' wording
             raise
+        self._stop_agreement.close()
         if self.main:
             if self.scoring is not None:
                 self.scoring.after_run()
@@ -308,7 +310,7 @@ class Trainer(TrainerSetup, TrainerReporting, TrainerFailures):
                     self.epoch += 1
                     self.step_in_epoch = 0
                 finished = self.step >= self.total
-                stopping = D.any_rank(stop.requested, self.device)
+                stopping = self._stop_agreement.poll(stop.requested)
                 validating = self._due(c.validate_every_steps, c.validate_every_epochs, epoch_end) or (
                     finished and bool(c.validate_every_steps or c.validate_every_epochs))
                 saving = self._due(c.save_every_steps, c.save_every_epochs, epoch_end) or finished or stopping

@@ -156,6 +156,37 @@ def first_over_ranks(step: int | None, device: torch.device) -> int | None:
     return None if first >= none else int(first)
 
 
+class StopAgreement:
+    """Whether any rank asked to stop, asked once per optimizer step.
+
+    ``lagged``: the flags are summed by an all-reduce that runs behind the step, and each
+    step reads the previous step's sum. Every rank reads the same sums, so all stop at the
+    same step, one step after the request. No step waits for the GPU to finish itself, only
+    for the step before it, so the host keeps one step queued ahead. Without ``lagged`` (or in
+    one process) it is ``any_rank``."""
+
+    def __init__(self, device: torch.device, lagged: bool):
+        self.device = device
+        self.lagged = lagged
+        self._pending: tuple[Any, torch.Tensor] | None = None
+
+    def poll(self, flag: bool) -> bool:
+        if not self.lagged or not (dist.is_available() and dist.is_initialized()):
+            return any_rank(flag, self.device)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        previous, self._pending = self._pending, (dist.all_reduce(t, async_op=True), t)
+        if previous is None:
+            return False
+        previous[0].wait()
+        return bool(previous[1].item() > 0)
+
+    def close(self) -> None:
+        """Wait for the last sum (every rank has one outstanding at the end of the loop)."""
+        if self._pending is not None:
+            self._pending[0].wait()
+            self._pending = None
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True if ``flag`` is set on any rank (so every rank stops at the same step)."""
     if not (dist.is_available() and dist.is_initialized()):
