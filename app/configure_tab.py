@@ -166,7 +166,10 @@ def build(workspace: Workspace, demo: "gr.Blocks") -> None:
     for k in keys:
         if k == "model" or k in size_presets:
             continue
-        comps[k].input(on_edit, inputs, edit_outputs, show_progress="hidden", queue=False)
+        # one queue for every field's edits, in the order they were made: unqueued, a slow earlier edit could
+        # answer after a later one and leave the preview showing the older form
+        comps[k].input(on_edit, inputs, edit_outputs, show_progress="hidden", queue=True, concurrency_limit=1,
+                       concurrency_id="cfg-edit", trigger_mode="always_last")
 
     def on_model(*args):
         values = values_of(args)

@@ -110,9 +110,18 @@ def choose(page, elem_id: str, text: str, timeout_s: float = 20) -> None:
             page.wait_for_timeout(500)
 
 
-def progress(page) -> dict:
+def progress(page, timeout_ms: float = 30_000) -> dict:
     el = page.locator("#train-progress")
-    return {k: el.get_attribute(f"data-{k}") for k in ("state", "step", "pid")}
+    return {k: el.get_attribute(f"data-{k}", timeout=timeout_ms) for k in ("state", "step", "pid")}
+
+
+def _run_tab_state(page) -> str:
+    """The Run tab's progress and message for a timeout message (another tab may be open: say so, at once)."""
+    try:
+        return (f"status: {progress(page, timeout_ms=1000)}; "
+                f"message: {page.locator('#train-message').inner_text(timeout=1000)}")
+    except Exception:  # noqa: BLE001 - only a message is built from it
+        return "the Run tab is not open"
 
 
 def wait_until(page, predicate, timeout_s: float, what: str):
@@ -122,8 +131,7 @@ def wait_until(page, predicate, timeout_s: float, what: str):
         if value:
             return value
         page.wait_for_timeout(300)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; status: {progress(page)}; "
-                         f"message: {page.locator('#train-message').inner_text()}")
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; {_run_tab_state(page)}")
 
 
 def wait_state(page, state: str, timeout_s: float = 90, min_step: int = -1) -> dict:
