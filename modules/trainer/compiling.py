@@ -26,8 +26,6 @@ import torch
 from torch import nn
 from torch.nn.utils.weight_norm import WeightNorm
 
-from modules.config.schema import COMPILE_MODES  # noqa: F401  (the key's choices, declared with the key)
-
 _TORCH_MODE = {"default": "default", "graphs": "reduce-overhead"}
 
 
@@ -58,14 +56,12 @@ def compile_models(models: dict[str, nn.Module], targets: Iterable[str], mode: s
 
 
 class _PlainOpsWeightNorm(WeightNorm):
-    """The legacy weight norm hook with the norm written out (same parameters and names)."""
+    """The legacy weight norm hook through ``norm_except_dim`` (the norm it initialises ``g`` with)
+    instead of the fused kernel: same parameters and names."""
 
     def compute_weight(self, module: nn.Module) -> torch.Tensor:
         g, v = getattr(module, self.name + "_g"), getattr(module, self.name + "_v")
-        if self.dim == -1:
-            return v * (g / torch.linalg.vector_norm(v))
-        dims = [d for d in range(v.dim()) if d != self.dim % v.dim()]
-        return v * (g / torch.linalg.vector_norm(v, dim=dims, keepdim=True))
+        return v * (g / torch.norm_except_dim(v, 2, self.dim))
 
 
 def traceable_weight_norm(module: nn.Module) -> int:

@@ -61,37 +61,30 @@ class CoreStepContext(StepContext):
             scaler.unscale_(opt)
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=t.device)
-        if t.ledger.lazy and scaler is None and opt.defaults.get("fused"):
-            self._lazy_step(optimizer, opt, params, norm)
-            return
-        norm_f = float(norm)
-        if not math.isfinite(norm_f) and scaler is None:
-            raise NonFiniteError(f"gradient norm of optimizer {optimizer!r}", {f"grad_norm_{optimizer}": norm_f})
-        if t.config.grad_clip and grads and math.isfinite(norm_f):
-            torch.nn.utils.clip_grads_with_norm_(params, t.config.grad_clip, norm)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
+        # lazy (no host read): a non-finite norm makes the fused kernel skip the update on the device
+        # (its ``found_inf``), and the ledger raises for it at its next flush
+        lazy = t.ledger.lazy and scaler is None and bool(opt.defaults.get("fused"))
+        if lazy:
+            t.ledger.add_check(t.step + 1, {f"grad_norm_{optimizer}": norm})
+            opt.found_inf = (~torch.isfinite(norm)).to(torch.float32)  # 0-d, like the step counts it adjusts
+            logged: float | torch.Tensor = norm.detach()
         else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        t.step_grad_norms[optimizer] = norm_f
-
-    def _lazy_step(self, optimizer: str, opt: torch.optim.Optimizer, params: list, norm: torch.Tensor) -> None:
-        """The step without a host read: a non-finite norm makes the fused kernel skip the update on the
-        device (its ``found_inf``), and the ledger raises for it at its next flush."""
-        t = self.t
-        bad = ~torch.isfinite(norm)
-        t.ledger.add_check(t.step + 1, {f"grad_norm_{optimizer}": norm})
-        if t.config.grad_clip:
+            logged = float(norm)
+            if not math.isfinite(logged) and scaler is None:
+                raise NonFiniteError(f"gradient norm of optimizer {optimizer!r}", {f"grad_norm_{optimizer}": logged})
+        if t.config.grad_clip and grads and (lazy or math.isfinite(logged)):
             torch.nn.utils.clip_grads_with_norm_(params, t.config.grad_clip, norm)
-        opt.found_inf = bad.to(torch.float32)  # 0-d, like the step counts it is subtracted from
         try:
-            opt.step()
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
         finally:
-            del opt.found_inf
+            if lazy:
+                del opt.found_inf
         opt.zero_grad(set_to_none=True)
-        t.step_grad_norms[optimizer] = norm.detach()
+        t.step_grad_norms[optimizer] = logged
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
