@@ -8,7 +8,11 @@ jik876's inference script does). Ours: weight norm folded away,
     python bench/vocode.py --device cuda --seconds 10 --amp --compile
     python bench/vocode.py --device cpu --seconds 2 --repeats 2
 
-Real-time factor = compute time / audio duration (lower is faster).
+Real-time factor = compute time / audio duration (lower is faster). Each line also gives the
+generator's arithmetic rate (its FLOPs counted once with ``torch.utils.flop_counter``, over the call's
+time); ``--ceiling`` adds, measured in the same run, the best fp32 rate of this device's convolution
+library on large dense convolutions shaped like the generator's (the most any engine running the same
+fp32 arithmetic through such kernels can expect).
 """
 
 from __future__ import annotations
@@ -44,6 +48,28 @@ def _time(fn, x: torch.Tensor, device: torch.device, repeats: int, warmup: int =
     return (time.perf_counter() - t0) / repeats, y
 
 
+def _flops(model, x: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops()
+
+
+def _conv_ceiling(device: torch.device, repeats: int) -> tuple[float, str]:
+    """Best fp32 GFLOP/s over dense Conv1d layers the size of the generator's (channels, kernel, frames)."""
+    best, shape = 0.0, ""
+    with torch.inference_mode():
+        for channels, kernel, frames in ((512, 3, 8192), (256, 7, 16384), (128, 11, 32768)):
+            conv = torch.nn.Conv1d(channels, channels, kernel, padding=kernel // 2).to(device)
+            x = torch.randn(1, channels, frames, device=device)
+            seconds, _ = _time(conv, x, device, repeats)
+            rate = 2 * channels * channels * kernel * frames / seconds / 1e9
+            if rate > best:
+                best, shape = rate, f"{channels}->{channels} channels, kernel {kernel}, {frames} frames"
+    return best, shape
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -55,6 +81,8 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="also time ours in bf16 autocast")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
     p.add_argument("--onnx", action="store_true", help="also time the generator exported to ONNX (onnxruntime, CPU)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also measure the device's best fp32 convolution rate (large dense Conv1d layers)")
     args = p.parse_args()
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda"
                           else "cpu")
@@ -123,6 +151,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"HiFi-GAN {args.preset.upper()} vocoding: {args.batch} x {args.seconds:g} s of audio per call on {device} "
           f"({name}), {args.repeats} timed calls")
+    flops = _flops(ours, mel)
     ref = None
     base_rtf = None
     rtfs = {}
@@ -135,7 +164,14 @@ def main() -> None:
         rtfs[label] = rtf
         folded = rtfs.get("ours: weight norm folded, inference_mode, fp32")
         vs = f", {folded / rtf:5.2f}x folded eager" if folded and label.startswith("ours exported") else ""
-        print(f"{label:50s} RTF {rtf:.5f} ({1 / rtf:8.1f}x real time, {base_rtf / rtf:5.2f}x plain{vs}){diff}")
+        print(f"{label:50s} RTF {rtf:.5f} ({1 / rtf:8.1f}x real time, {base_rtf / rtf:5.2f}x plain{vs}, "
+              f"{flops / seconds / 1e9:6.1f} GFLOP/s){diff}")
+    if args.ceiling:
+        best, shape = _conv_ceiling(device, args.repeats)
+        folded_rate = flops / (rtfs["ours: weight norm folded, inference_mode, fp32"] * audio_s) / 1e9
+        print(f"{flops / 1e9:.1f} GFLOP per call. Best fp32 convolution rate on this device: {best:.1f} GFLOP/s "
+              f"({shape}); the folded eager generator runs at {folded_rate / best:.0%} of it, so twice its speed "
+              f"at the same arithmetic would need {2 * folded_rate / best:.2f}x that rate")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,18 @@ def test_bench_prints_and_writes_the_contracted_figures(tmp_path):
         line = next(x for x in done.stdout.splitlines() if x.startswith(rec["name"]))
         printed = float(re.search(r"NVIDIA units\s+(\d+) = ", line).group(1))
         assert printed == pytest.approx(rec["batch"] * rec["n_mels"] * rec["steps_per_s"], abs=0.5)
+
+
+def test_vocode_bench_prints_rates_and_the_convolution_ceiling():
+    done = subprocess.run([sys.executable, "bench/vocode.py", "--device", "cpu", "--preset", "v2", "--seconds", "0.5",
+                           "--repeats", "1", "--onnx", "--ceiling"],
+                          cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    cases = [x for x in lines if " RTF " in x]
+    assert len(cases) == 3 and all(float(re.search(r"([\d.]+) GFLOP/s\)", x).group(1)) > 0 for x in cases)
+    onnx_diff = float(re.search(r"max \|diff\| vs plain ([\d.e+-]+)", cases[-1]).group(1))
+    assert cases[-1].startswith("ours exported to ONNX") and onnx_diff < 1e-4
+    ceiling = next(x for x in lines if "Best fp32 convolution rate" in x)
+    per_call, best = (float(v) for v in re.search(r"([\d.]+) GFLOP per call.*?([\d.]+) GFLOP/s", ceiling).groups())
+    assert per_call > 0 and best > 0 and "twice its speed at the same arithmetic would need" in ceiling
