@@ -65,16 +65,16 @@ def main() -> None:
     ws = Path(tempfile.mkdtemp(prefix="bench-compile-"))
     make_dataset(ws, clips=max(64, 2 * args.batch))
     modes = args.modes.split(",")
-    results = {m: train_losses(ws, args, m) for m in modes}
-    ref, ref_wall = results[modes[0]]
     print(f"{args.preset.upper()} batch {args.batch} segment {args.segment} {args.precision} on {args.device}, "
-          f"{args.steps} steps per mode; differences relative to compile {modes[0]}")
-    for mode in modes:
-        losses, wall = results[mode]
+          f"{args.steps} steps per mode; differences relative to compile {modes[0]}", flush=True)
+    ref = None
+    for mode in modes:  # each printed as it finishes: a run stopped at a time limit keeps the modes it measured
+        losses, wall = train_losses(ws, args, mode)
+        ref = losses if ref is None else ref
         rel = np.abs(losses - ref) / np.maximum(np.abs(ref), 1e-8)
         worst = ", ".join(f"{k} {rel[:, i].max():.2e}" for i, k in enumerate(LOSSES))
-        print(f"compile {mode:8s} wall {wall:7.1f} s (includes compiling)  largest relative difference: {worst}")
-
+        print(f"compile {mode:8s} wall {wall:7.1f} s (includes compiling)  largest relative difference: {worst}",
+              flush=True)
 
 if __name__ == "__main__":
     main()

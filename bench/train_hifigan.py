@@ -24,7 +24,6 @@ device, ...).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import tempfile
@@ -36,6 +35,7 @@ import torch
 
 from bench._hifigan_common import GpuSampler, make_dataset
 from bench._throughput import count_flops, describe, measure_record
+from modules.fileutil import atomic_write_json
 
 
 def _sync(device: torch.device) -> None:
@@ -319,10 +319,12 @@ def main() -> None:
                 elif batch in plain_done:
                     rec["vs_plain"] = rec["steps_per_s"] / plain_done[batch]["steps_per_s"]
                 records.append(rec)
+                if args.json:  # after each one: a run stopped at a time limit keeps what it measured
+                    atomic_write_json(Path(args.json), records)
                 print(describe(rec) + (f", {rec['vs_plain']:.2f}x the plain loop" if "vs_plain" in rec else ""),
                       flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
+        atomic_write_json(Path(args.json), records)
         print(f"wrote {len(records)} configuration(s) to {args.json}")
 
 
