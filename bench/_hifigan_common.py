@@ -1,4 +1,5 @@
-"""Shared helpers of the HiFi-GAN benchmarks: a synthetic dataset and a GPU-utilisation sampler."""
+"""Shared helpers of the HiFi-GAN benchmarks: a synthetic dataset, a GPU-utilisation sampler, and a timed
+trainer run that tells a full run from one cut short."""
 
 from __future__ import annotations
 
@@ -9,6 +10,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+class RunCutShort(RuntimeError):
+    """The trainer stopped before its last step (a stop signal, e.g. a time limit's SIGINT): its step
+    times describe fewer steps than asked, so no figure is made of them."""
+
+
+def run_timed(trainer, times: list, total: int) -> None:
+    """Run ``trainer`` (whose recipe appends a time per step to ``times``) for ``total`` steps; its
+    out-of-memory exit is raised as ``torch.OutOfMemoryError`` (the trainer itself returns an exit code)."""
+    import torch
+
+    from modules.trainer.failures import EXIT_OK, EXIT_OOM
+
+    code = trainer.run()
+    if code == EXIT_OOM:
+        raise torch.OutOfMemoryError("the trainer ran out of memory (its console says where)")
+    if code != EXIT_OK or len(times) < total:
+        raise RunCutShort(f"the trainer exited with {code} after {len(times)} of {total} steps")
 
 
 def make_dataset(root: Path, clips: int = 128, seconds: float = 2.0, rate: int = 22050, seed: int = 0) -> Path:

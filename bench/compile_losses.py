@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,8 +45,10 @@ def train_losses(ws: Path, args, mode: str) -> tuple[np.ndarray, float]:
             return None
 
     start = time.time()
-    _Trainer(cfg, Workspace.open(ws), path).run()
+    code = _Trainer(cfg, Workspace.open(ws), path).run()
     wall = time.time() - start
+    if code != 0:
+        raise RuntimeError(f"the {mode} run exited with {code} (its console above says why)")
     rows = [json.loads(line) for line in (ws / "training" / "bench" / "runs" / f"compile-{mode}" / "metrics.jsonl")
             .read_text().splitlines() if line.strip()]
     return np.array([[r[k] for k in LOSSES] for r in rows if not r.get("validation")]), wall
@@ -69,8 +72,18 @@ def main() -> None:
           f"{args.steps} steps per mode; differences relative to compile {modes[0]}", flush=True)
     ref = None
     for mode in modes:  # each printed as it finishes: a run stopped at a time limit keeps the modes it measured
-        losses, wall = train_losses(ws, args, mode)
-        ref = losses if ref is None else ref
+        try:
+            losses, wall = train_losses(ws, args, mode)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:  # one mode failing (e.g. a compile error) leaves the others worth measuring
+            print(f"compile {mode:8s} failed: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        if ref is None:
+            ref = losses
+        if losses.shape != ref.shape:  # stopped early (a time limit's SIGINT): no comparison of unequal runs
+            print(f"compile {mode:8s} ran {len(losses)} of {len(ref)} steps; stopping", flush=True)
+            sys.exit(130)
         rel = np.abs(losses - ref) / np.maximum(np.abs(ref), 1e-8)
         worst = ", ".join(f"{k} {rel[:, i].max():.2e}" for i, k in enumerate(LOSSES))
         print(f"compile {mode:8s} wall {wall:7.1f} s (includes compiling)  largest relative difference: {worst}",

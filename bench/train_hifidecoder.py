@@ -14,7 +14,6 @@ weights); the tokenizer, mel norms and DVAE are the demo files built from the sy
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench._hifigan_common import make_dataset
+from bench._hifigan_common import make_dataset, run_timed
+from modules.fileutil import atomic_write_json
 
 WORDS = "the a voice clip speaks slowly while quiet rain falls over seven green hills and old roads".split()
 
@@ -123,7 +123,7 @@ def bench_training(root: Path, args, device: torch.device) -> dict:
     from modules.config.schema import save_config
 
     save_config(cfg, path)
-    _Trainer(cfg, Workspace.open(root), path, recipe_cls=TimedRecipe).run()
+    run_timed(_Trainer(cfg, Workspace.open(root), path, recipe_cls=TimedRecipe), times, args.warmup + args.steps)
     steps_per_s = args.steps / (times[-1] - times[args.warmup - 1])
     frames = crop_frames(args.segment)
     rec = {"name": f"decoder {'full' if args.full else 'tiny'} batch {args.batch} segment {args.segment} "
@@ -160,10 +160,12 @@ def main() -> None:
             (root / sub).mkdir(exist_ok=True)
         make_workspace(root, args.clips, args.seconds, args.full)
         records = bench_latents(root, args, device)
+        if args.json:  # now and after training: a run stopped at a time limit keeps the latent figures
+            atomic_write_json(Path(args.json), records)
         if not args.latents_only:
             records.append(bench_training(root, args, device))
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+        atomic_write_json(Path(args.json), records)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ fused AdamW, optional bf16 autocast (--amp) and the config's ``compile`` key
     python bench/train_hifigan.py --device cuda --steps 50 --amp          # V1, batch 16, segment 8192
     python bench/train_hifigan.py --device cpu --preset v2 --batch 2 --segment 4096 --steps 3 --warmup 1
 
-    python bench/train_hifigan.py --device cuda --sweep --json sweep.json   # batch 16/32/64/128 x fp32/bf16
+    python bench/train_hifigan.py --device cuda --sweep --json sweep.json   # batch 128..16 x bf16/fp32
 
 Prints, per configuration: steps/s, segments/s (and seconds of audio per second), NVIDIA's unit
 (batch x n_mels x steps/s, what their "frames/s" counts; see bench/_throughput.py) against their
 15,579 on one A100 with AMP, and on a GPU the mean utilisation, peak memory and model FLOPs
-utilisation (one step's FLOPs from torch.utils.flop_counter x steps/s / the GPU's dense peak). The
+utilisation (one step's FLOPs from torch.utils.flop_counter x steps/s / the GPU's dense peak; for
+fp32 the TF32 peak, since cuDNN runs fp32 convolutions on TF32 tensor cores by default). The
 plain loop runs at the same batch in the same run. ``--json FILE`` writes one object per
 configuration (name, batch, segment, n_mels, steps_per_s, segments_per_s, nvidia_frames_per_s,
 device, ...).
@@ -24,8 +25,10 @@ device, ...).
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench._hifigan_common import GpuSampler, make_dataset
+from bench._hifigan_common import GpuSampler, RunCutShort, make_dataset, run_timed
 from bench._throughput import count_flops, describe, measure_record
 from modules.fileutil import atomic_write_json
 
@@ -85,8 +88,7 @@ def run_ours(ws: Path, args, device: torch.device) -> dict:
         def save(self):  # the timed part is over; skip writing a ~1 GB state
             return None
 
-    trainer = _Trainer(cfg, Workspace.open(ws), path, recipe_cls=TimedRecipe)
-    trainer.run()
+    run_timed(_Trainer(cfg, Workspace.open(ws), path, recipe_cls=TimedRecipe), times, total)
     wall[0], wall[1] = times[args.warmup - 1] if args.warmup else times[0], times[-1]
     n = args.steps if args.warmup else args.steps - 1
     if args.profile:
@@ -234,12 +236,15 @@ def step_flops(args, device: torch.device, batch: int) -> int:
 
 
 def _configurations(args) -> list[tuple[int, bool]]:
+    """Largest batch first and bf16 before fp32: a sweep cut short by a time limit keeps the figure that
+    matters most (bf16 at NVIDIA's batch of 128); a batch that does not fit is skipped."""
     if args.sweep:
-        return [(b, amp) for b in (16, 32, 64, 128) for amp in (False, True)]
+        return [(b, amp) for b in (128, 64, 32, 16) for amp in (True, False)]
     return [(args.batch, args.amp)]
 
 
 def _peak_reset(device: torch.device) -> None:
+    gc.collect()  # a finished trainer's models (and a CUDA-graph pool) must not count in the next peak
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -259,7 +264,8 @@ def main() -> None:
     p.add_argument("--preset", default="v1", choices=("v1", "v2", "v3"))
     p.add_argument("--disc-width", type=float, default=1.0, help="discriminator width (1 = jik876's; both loops)")
     p.add_argument("--amp", action="store_true", help="ours in bf16 autocast (the plain loop stays fp32)")
-    p.add_argument("--sweep", action="store_true", help="batch 16/32/64/128 x fp32/bf16 (until one does not fit)")
+    p.add_argument("--sweep", action="store_true",
+                   help="batch 128/64/32/16 x bf16/fp32, largest first (one that does not fit is skipped)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the measured configurations here")
     p.add_argument("--compile", default="none",
                    help="the config's compile key for our loop (none, default, graphs); a comma list measures each")
@@ -285,13 +291,16 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"HiFi-GAN training benchmark: {args.preset.upper()} segment {args.segment} on {device} ({device_name}), "
           f"{args.warmup} warm-up + {args.steps} timed steps per configuration")
-    records, plain_done, too_big = [], {}, None
+    if device.type == "cuda":  # as jik876's train.py does, for both loops (the trainer sets it for ours)
+        torch.backends.cudnn.benchmark = True
+    tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32  # on by default: "fp32" convolutions use TF32
+    records, plain_done, flops_of = [], {}, {}
     with GpuSampler(enabled=device.type == "cuda") as sampler:
         for batch, amp in _configurations(args):
-            if too_big is not None and batch >= too_big:
-                continue
             run_args = argparse.Namespace(**{**vars(args), "batch": batch, "amp": amp})
-            flops = None if args.no_flops else step_flops(run_args, device, batch)
+            if not args.no_flops and batch not in flops_of:
+                flops_of[batch] = step_flops(run_args, device, batch)
+            flops = flops_of.get(batch)
             todo = []
             if args.only in (None, "plain") and batch not in plain_done:
                 todo.append(("plain jik876-style loop (fp32)", "fp32", None,
@@ -305,14 +314,20 @@ def main() -> None:
                 try:
                     r = fn()
                 except torch.OutOfMemoryError:
-                    print(f"{label} batch {batch}: out of memory; larger batches skipped")
-                    too_big = batch
-                    break
+                    print(f"{label} batch {batch}: out of memory; skipped", flush=True)
+                    continue
+                except (RunCutShort, KeyboardInterrupt) as exc:  # a time limit: keep what was measured
+                    print(f"{label} batch {batch}: cut short ({str(exc) or 'interrupted'}); stopping", flush=True)
+                    sys.exit(130)
+                except Exception as exc:  # e.g. one compile mode failing: the others are still worth measuring
+                    print(f"{label} batch {batch}: failed ({type(exc).__name__}: {exc}); skipped", flush=True)
+                    continue
                 rec = measure_record(f"{label} batch {batch}", batch=batch, segment=args.segment,
                                      n_mels=int(h["num_mels"]), sample_rate=int(h["sampling_rate"]),
                                      steps_per_s=r["steps_per_s"], device=device.type, precision=precision,
                                      step_flops=flops, gpu_util=sampler.mean(r["t0"], r["t1"]),
-                                     peak_memory_bytes=_peak(device), device_name=device_name)
+                                     peak_memory_bytes=_peak(device), device_name=device_name,
+                                     peak_precision="tf32" if precision == "fp32" and tf32 else precision)
                 rec["compile"] = mode  # None for the plain loop
                 if label.startswith("plain"):
                     plain_done[batch] = rec

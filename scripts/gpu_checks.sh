@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of the throughput issue in one command that fits a short device lease (about 9 minutes):
-# the HiFi-GAN V1 sweep (batch 16..128 x fp32/bf16, the plain loop at each batch), eager against compile and
-# CUDA graphs (speed, then the first 20 steps' losses), vocoding RTF at batch 1 and 8, the autoregressive
-# model at batch 8 and 16, then, as time allows, the V3 sweep and the tortoise decoder fine-tune.
+# the HiFi-GAN V1 sweep (batch 128..16 x bf16/fp32, the plain loop at each batch), vocoding RTF at batch 1
+# and 8, eager against CUDA graphs and compile (speed, then the first 20 steps' losses), then, as time
+# allows, the autoregressive model at batch 8 and 16, the V3 sweep and the tortoise decoder fine-tune.
 # Each part runs under its own time limit, in that order of priority, and a part that runs out of time still
 # leaves what it measured; the whole stays under BUDGET_S seconds (default 540).
 #
@@ -10,7 +10,8 @@
 # command, exit status and seconds) and one JSON list per HiFi-GAN bench part.
 #
 # On a machine without this checkout's .venv (a lent GPU image has torch but not soundfile and the
-# rest), it uses python3 and installs the wheels scripts/device_wheels.sh put in .whl/, offline.
+# rest), it uses python3 and installs the wheels scripts/device_wheels.sh put in .whl/, offline (.whl/ is
+# ignored by git: a copy of the checkout must bring it along, e.g. the device tool's carry: [".whl"]).
 # SMOKE=1 runs every part tiny on the CPU (tests/bench/test_gpu_checks_script.py does, to keep this working).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,22 +66,24 @@ else
   HG=(--steps 10 --warmup 3)
   SWEEP=(--sweep)
   COMPILE_BATCH=(--batch 64 --amp --only ours --compile none,graphs,default --steps 20 --warmup 10)
-  LOSSES=(--precision bf16 --steps 20 --modes none,graphs,default)
+  LOSSES=(--batch 64 --precision bf16 --steps 20 --modes none,graphs,default)  # the compile part's shapes: cached
   AR=(--batches 8,16)
   VOC=(--seconds 10 --amp)
   DEC=(--device cuda --full --batch 16 --segment 32 --precision bf16 --steps 20 --warmup 5 --workers 2)
-  command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
+  command -v nvidia-smi > /dev/null && timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
     2>&1 | tee -a "$LOG"
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
+"$PY" -c "import triton; print('triton', triton.__version__)" 2>&1 | tail -1 | tee -a "$LOG"  # compile needs both
+{ gcc --version 2>&1 || echo "no gcc: torch.compile's CPU-side code cannot build"; } | head -1 | tee -a "$LOG"
 
 part 240 "HiFi-GAN V1 sweep" bench/train_hifigan.py --device "$DEV" "${HG[@]}" "${SWEEP[@]}" \
   --json "$OUT/hifigan_v1.json"
-part 170 "HiFi-GAN eager, compile and graphs" bench/train_hifigan.py --device "$DEV" "${HG[@]}" \
-  "${COMPILE_BATCH[@]}" --json "$OUT/hifigan_compile.json"
-part 100 "first steps' losses per compile mode" bench/compile_losses.py --device "$DEV" "${LOSSES[@]}"
 part 40 "vocoding, batch 1" bench/vocode.py --device "$DEV" "${VOC[@]}"
 part 40 "vocoding, batch 8" bench/vocode.py --device "$DEV" "${VOC[@]}" --batch 8
+part 150 "HiFi-GAN eager, compile and graphs" bench/train_hifigan.py --device "$DEV" "${HG[@]}" \
+  "${COMPILE_BATCH[@]}" --json "$OUT/hifigan_compile.json"
+part 90 "first steps' losses per compile mode" bench/compile_losses.py --device "$DEV" "${LOSSES[@]}"
 part 90 "autoregressive model" bench/train_autoregressive.py "${AR[@]}"
 part 150 "HiFi-GAN V3 sweep" bench/train_hifigan.py --device "$DEV" "${HG[@]}" "${SWEEP[@]}" --preset v3 \
   --json "$OUT/hifigan_v3.json"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench._throughput import NVIDIA_A100_AMP_UNITS, describe, measure_record, nvidia_units, peak_tflops
 from tests.conftest import REPO, python_env
@@ -23,7 +24,12 @@ def test_nvidia_units_are_batch_times_mels_times_steps():
     assert rec["segments_per_s"] == pytest.approx(102.4) and rec["nvidia_frames_per_s"] == pytest.approx(8192.0)
     assert rec["nvidia_ratio"] == pytest.approx(8192.0 / 15579)
     assert rec["mfu"] == pytest.approx(6.4 / 989.0) and peak_tflops("cpu", "fp32") is None
-    assert "NVIDIA units     8192 = 16 x 80 x 6.400" in describe(rec)
+    assert "NVIDIA units     8192 = 16 x 80 x 6.400" in describe(rec) and "of the bf16 peak" in describe(rec)
+    # fp32 convolutions run on TF32 tensor cores by default: their utilisation is taken against that peak
+    tf32 = measure_record("y", batch=16, segment=8192, n_mels=80, sample_rate=22050, steps_per_s=2.0, device="cuda",
+                          precision="fp32", step_flops=10**12, device_name="NVIDIA H200", peak_precision="tf32")
+    assert tf32["precision"] == "fp32" and tf32["mfu_peak"] == "tf32" and tf32["mfu"] == pytest.approx(2.0 / 494.7)
+    assert peak_tflops("Tesla V100-SXM2-32GB", "tf32") == peak_tflops("Tesla V100-SXM2-32GB", "fp32") == 15.7
 
 
 def test_bench_prints_and_writes_the_contracted_figures(tmp_path):
@@ -59,3 +65,26 @@ def test_vocode_bench_prints_rates_and_the_convolution_ceiling():
     ceiling = next(x for x in lines if "Best fp32 convolution rate" in x)
     per_call, best = (float(v) for v in re.search(r"([\d.]+) GFLOP per call.*?([\d.]+) GFLOP/s", ceiling).groups())
     assert per_call > 0 and best > 0 and "twice its speed at the same arithmetic would need" in ceiling
+
+
+def test_a_timed_trainer_run_cut_short_or_out_of_memory_gives_no_figure():
+    from bench._hifigan_common import RunCutShort, run_timed
+    from modules.trainer.failures import EXIT_OK, EXIT_OOM
+
+    class Finished:  # the trainer's contract: run() returns an exit code, the recipe stamps one time per step
+        def __init__(self, code: int, steps: int, times: list):
+            self.code, self.steps, self.times = code, steps, times
+
+        def run(self) -> int:
+            self.times.extend(range(self.steps))
+            return self.code
+
+    times: list = []
+    run_timed(Finished(EXIT_OK, 5, times), times, 5)
+    assert len(times) == 5
+    with pytest.raises(RunCutShort, match="3 of 5 steps"):  # a stop signal: the trainer exits 0 early
+        times = []
+        run_timed(Finished(EXIT_OK, 3, times), times, 5)
+    with pytest.raises(torch.OutOfMemoryError):
+        times = []
+        run_timed(Finished(EXIT_OOM, 1, times), times, 5)
