@@ -29,6 +29,7 @@ def train_losses(ws: Path, args, mode: str) -> tuple[np.ndarray, float]:
     """The per-step losses of one run in ``mode`` and its wall time."""
     from modules.config.schema import config_from_dict, save_config
     from modules.trainer.core import Trainer
+    from modules.trainer.failures import EXIT_OK
     from modules.workspace import Workspace
 
     cfg = config_from_dict({
@@ -47,7 +48,7 @@ def train_losses(ws: Path, args, mode: str) -> tuple[np.ndarray, float]:
     start = time.time()
     code = _Trainer(cfg, Workspace.open(ws), path).run()
     wall = time.time() - start
-    if code != 0:
+    if code != EXIT_OK:
         raise RuntimeError(f"the {mode} run exited with {code} (its console above says why)")
     rows = [json.loads(line) for line in (ws / "training" / "bench" / "runs" / f"compile-{mode}" / "metrics.jsonl")
             .read_text().splitlines() if line.strip()]
@@ -88,6 +89,7 @@ def main() -> None:
         worst = ", ".join(f"{k} {rel[:, i].max():.2e}" for i, k in enumerate(LOSSES))
         print(f"compile {mode:8s} wall {wall:7.1f} s (includes compiling)  largest relative difference: {worst}",
               flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -295,6 +295,8 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32  # on by default: "fp32" convolutions use TF32
     records, plain_done, flops_of = [], {}, {}
+    if args.json:  # then again after each configuration: a run stopped at a time limit keeps what it measured
+        atomic_write_json(Path(args.json), records)
     with GpuSampler(enabled=device.type == "cuda") as sampler:
         for batch, amp in _configurations(args):
             run_args = argparse.Namespace(**{**vars(args), "batch": batch, "amp": amp})
@@ -334,12 +336,11 @@ def main() -> None:
                 elif batch in plain_done:
                     rec["vs_plain"] = rec["steps_per_s"] / plain_done[batch]["steps_per_s"]
                 records.append(rec)
-                if args.json:  # after each one: a run stopped at a time limit keeps what it measured
+                if args.json:
                     atomic_write_json(Path(args.json), records)
                 print(describe(rec) + (f", {rec['vs_plain']:.2f}x the plain loop" if "vs_plain" in rec else ""),
                       flush=True)
     if args.json:
-        atomic_write_json(Path(args.json), records)
         print(f"wrote {len(records)} configuration(s) to {args.json}")
 
 

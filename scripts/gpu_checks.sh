@@ -6,7 +6,7 @@
 # Each part runs under its own time limit, in that order of priority, and a part that runs out of time still
 # leaves what it measured; the whole stays under BUDGET_S seconds (default 540).
 #
-# Output (at most 6 files, for a lease that returns 8): $OUT/log.txt (everything printed, with each part's
+# Output (at most 5 files, for a lease that returns 8): $OUT/log.txt (everything printed, with each part's
 # command, exit status and seconds) and one JSON list per HiFi-GAN bench part.
 #
 # On a machine without this checkout's .venv (a lent GPU image has torch but not soundfile and the

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import torch
 
 from bench._throughput import NVIDIA_A100_AMP_UNITS, describe, measure_record, nvidia_units, peak_tflops
 from tests.conftest import REPO, python_env
+from tests.helpers.hifigan_helpers import demo_src, tiny_config, ws  # noqa: F401
 
 
 def test_nvidia_units_are_batch_times_mels_times_steps():
@@ -67,24 +70,35 @@ def test_vocode_bench_prints_rates_and_the_convolution_ceiling():
     assert per_call > 0 and best > 0 and "twice its speed at the same arithmetic would need" in ceiling
 
 
-def test_a_timed_trainer_run_cut_short_or_out_of_memory_gives_no_figure():
+def test_a_timed_trainer_run_cut_short_or_out_of_memory_gives_no_figure(ws):  # noqa: F811
+    """The real trainer and HiFi-GAN recipe: a SIGINT mid-run (what a time limit sends) makes the trainer stop
+    politely with exit 0 after fewer steps, and an out-of-memory step makes it return its exit code 4."""
     from bench._hifigan_common import RunCutShort, run_timed
-    from modules.trainer.failures import EXIT_OK, EXIT_OOM
+    from modules.config.schema import config_from_dict, save_config
+    from modules.hifigan.recipe import HifiganRecipe
+    from modules.trainer.core import Trainer
+    from modules.workspace import Workspace
 
-    class Finished:  # the trainer's contract: run() returns an exit code, the recipe stamps one time per step
-        def __init__(self, code: int, steps: int, times: list):
-            self.code, self.steps, self.times = code, steps, times
+    def timed_run(event: str | None, total: int = 4) -> list:
+        times: list = []
 
-        def run(self) -> int:
-            self.times.extend(range(self.steps))
-            return self.code
+        class Timed(HifiganRecipe):
+            def train_step(self, batch, models, ctx):
+                if len(times) == 1 and event == "oom":
+                    raise torch.OutOfMemoryError("CUDA out of memory (test)")
+                out = super().train_step(batch, models, ctx)
+                times.append(len(times))
+                if len(times) == 2 and event == "sigint":
+                    os.kill(os.getpid(), signal.SIGINT)
+                return out
 
-    times: list = []
-    run_timed(Finished(EXIT_OK, 5, times), times, 5)
-    assert len(times) == 5
-    with pytest.raises(RunCutShort, match="3 of 5 steps"):  # a stop signal: the trainer exits 0 early
-        times = []
-        run_timed(Finished(EXIT_OK, 3, times), times, 5)
+        cfg = config_from_dict(tiny_config(max_steps=total, save_every_steps=None))
+        path = save_config(cfg, ws / "training" / "demo" / "configs" / f"timed-{event}.yaml")
+        run_timed(Trainer(cfg, Workspace.open(ws), path, recipe_cls=Timed), times, total)
+        return times
+
+    assert len(timed_run(None)) == 4
+    with pytest.raises(RunCutShort, match=r"exited with 0 after [23] of 4 steps"):
+        timed_run("sigint")
     with pytest.raises(torch.OutOfMemoryError):
-        times = []
-        run_timed(Finished(EXIT_OOM, 1, times), times, 5)
+        timed_run("oom")
